@@ -1,0 +1,24 @@
+// What every subcommand of `minicpmv` provides.
+import type { FlagSpecs } from './args.ts';
+
+export interface CommandIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY: boolean;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Usage line after `minicpmv <name>`. */
+  usage: string;
+  flags: FlagSpecs;
+  maxPositionals?: number;
+  /** Extra help text (examples). */
+  details?: string;
+  /** Returns the exit code: 0 ok, 1 a negative result (e.g. compare failed), 2 bad input. */
+  run(argv: string[], io: CommandIO): Promise<number>;
+}
+
+/** An error caused by the user's input: printed as one line, exit code 2. */
+export class InputError extends Error {}
