@@ -1,0 +1,510 @@
+// Safetensors reader and writer in plain Node (no native dependency).
+//
+// Format (huggingface/safetensors, docs "format"): 8-byte little-endian u64 N, then N bytes of UTF-8 JSON
+// `{ "__metadata__": {str: str}, name: {dtype, shape, data_offsets: [begin, end]} ... }`, then the data
+// section; offsets are relative to the start of the data section. The Python library pads the header with
+// spaces to a multiple of 8 so the data section is 8-byte aligned; we do the same when writing.
+//
+// Reads are positioned (`fs.readSync` with a position) per tensor and in chunks, never a whole-file
+// buffer: the real checkpoint is 6.9 GB in two shards and `llm.model.embed_tokens.weight` alone is
+// 566 MB of bf16 (1.13 GB as f32).
+import fs from 'node:fs';
+import os from 'node:os';
+import { f16ToF32Table, f32BitsToBf16, f32BitsToF16 } from './dtype.ts';
+
+export type STDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export const DTYPE_BYTES: Record<STDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+}
+
+export interface TensorInfo { dtype: STDtype; shape: number[]; begin: number; end: number }
+
+/** Largest single `readSync`/`writeSync` (Node rejects lengths >= 2 GiB). */
+export const MAX_IO_CHUNK = 1 << 30;
+/** Scratch buffer size for reads that convert dtype on the fly. */
+const CONVERT_CHUNK = 1 << 26;
+/** A header this large is certainly not a checkpoint (the real one is ~90 kB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+if (os.endianness() !== 'LE') throw new Error('safetensors.ts assumes a little-endian host');
+
+/** Product of a shape as a safe integer (1 for a scalar). */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/**
+ * Positioned read of `length` bytes at absolute file `position` into `dst[dstOffset..]`, in pieces of at
+ * most `chunk` bytes. Positions are plain numbers (exact to 2^53), so offsets past 2 GiB are fine.
+ */
+export function readFully(fd: number, dst: Uint8Array, dstOffset: number, length: number, position: number,
+  chunk = MAX_IO_CHUNK, what = 'file'): void {
+  let done = 0;
+  while (done < length) {
+    const want = Math.min(chunk, length - done);
+    const got = fs.readSync(fd, dst, dstOffset + done, want, position + done);
+    if (got <= 0) throw new SafetensorsError(`${what}: unexpected end of file at byte ${position + done}`);
+    done += got;
+  }
+}
+
+/** Positioned write of all of `src` at `position`, in pieces of at most `chunk` bytes. */
+export function writeFully(fd: number, src: Uint8Array, position: number, chunk = MAX_IO_CHUNK): void {
+  let done = 0;
+  while (done < src.byteLength) {
+    const n = fs.writeSync(fd, src, done, Math.min(chunk, src.byteLength - done), position + done);
+    done += n;
+  }
+}
+
+const KNOWN_DTYPES = new Set<string>(Object.keys(DTYPE_BYTES));
+/** Dtypes the format defines that this project does not read. */
+const OTHER_DTYPES = new Set(['U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
+
+/** Parse and validate a header against the data-section size. Errors name `file` (and the key). */
+export function parseHeader(headerBytes: Uint8Array, dataBytes: number, file: string):
+  { metadata: Record<string, string>; tensors: Map<string, TensorInfo> } {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+  } catch (e) {
+    throw new SafetensorsError(`${file}: header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new SafetensorsError(`${file}: header must be a JSON object`);
+  }
+  const metadata: Record<string, string> = {};
+  const entries: [string, TensorInfo][] = [];
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    if (key === '__metadata__') {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw new SafetensorsError(`${file}: __metadata__ must be an object of strings`);
+      }
+      for (const [mk, mv] of Object.entries(value)) {
+        if (typeof mv !== 'string') throw new SafetensorsError(`${file}: __metadata__["${mk}"] is not a string`);
+        metadata[mk] = mv;
+      }
+      continue;
+    }
+    entries.push([key, parseEntry(key, value, dataBytes, file)]);
+  }
+  // Overlap check in data order; the format allows any header order.
+  entries.sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  for (let i = 1; i < entries.length; i++) {
+    const [pk, p] = entries[i - 1];
+    const [k, t] = entries[i];
+    if (t.begin < p.end) {
+      throw new SafetensorsError(`${file}: tensor "${k}" bytes [${t.begin}, ${t.end}) overlap "${pk}" [${p.begin}, ${p.end})`);
+    }
+  }
+  return { metadata, tensors: new Map(entries) };
+}
+
+function parseEntry(key: string, value: unknown, dataBytes: number, file: string): TensorInfo {
+  const where = `${file}: tensor "${key}"`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new SafetensorsError(`${where}: header entry must be an object`);
+  }
+  const { dtype, shape, data_offsets: off } = value as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !KNOWN_DTYPES.has(dtype)) {
+    const why = OTHER_DTYPES.has(String(dtype)) ? 'unsupported' : 'unknown';
+    throw new SafetensorsError(`${where}: ${why} dtype ${JSON.stringify(dtype)} (supported: ${[...KNOWN_DTYPES].join(', ')})`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape)} must be a list of non-negative integers`);
+  }
+  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new SafetensorsError(`${where}: data_offsets ${JSON.stringify(off)} must be [begin, end] non-negative integers`);
+  }
+  const [begin, end] = off as number[];
+  if (end < begin || end > dataBytes) {
+    throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] out of range (data section is ${dataBytes} bytes)`);
+  }
+  const n = numel(shape);
+  const bytes = n * DTYPE_BYTES[dtype as STDtype];
+  if (!Number.isSafeInteger(bytes) || bytes !== end - begin) {
+    throw new SafetensorsError(`${where}: shape [${shape.join(', ')}] x ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`);
+  }
+  return { dtype: dtype as STDtype, shape: [...shape] as number[], begin, end };
+}
+
+export interface OpenOptions {
+  /** Largest single positioned read; tests pass a tiny value to exercise the chunking. */
+  chunkBytes?: number;
+}
+
+export class SafetensorsFile {
+  readonly path: string;
+  readonly metadata: Record<string, string>;
+  /** Absolute file offset of the data section (8 + header length). */
+  readonly dataStart: number;
+  private fd: number | null;
+  private readonly tensors: Map<string, TensorInfo>;
+  private readonly chunk: number;
+
+  private constructor(path: string, fd: number, dataStart: number, metadata: Record<string, string>,
+    tensors: Map<string, TensorInfo>, chunk: number) {
+    this.path = path;
+    this.fd = fd;
+    this.dataStart = dataStart;
+    this.metadata = metadata;
+    this.tensors = tensors;
+    this.chunk = chunk;
+  }
+
+  /** Open and validate the header; tensor data is read on demand. */
+  static open(path: string, opts: OpenOptions = {}): SafetensorsFile {
+    const chunk = opts.chunkBytes ?? MAX_IO_CHUNK;
+    if (!(Number.isSafeInteger(chunk) && chunk >= 8 && chunk % 8 === 0 && chunk <= MAX_IO_CHUNK)) {
+      throw new SafetensorsError(`chunkBytes must be a multiple of 8 in [8, ${MAX_IO_CHUNK}], got ${chunk}`);
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (e) {
+      throw new SafetensorsError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
+      const lenBuf = new Uint8Array(8);
+      readFully(fd, lenBuf, 0, 8, 0, chunk, path);
+      const n = new DataView(lenBuf.buffer).getBigUint64(0, true);
+      if (n > BigInt(size - 8)) {
+        throw new SafetensorsError(`${path}: header length ${n} is larger than the rest of the file (${size - 8} bytes); truncated or not safetensors`);
+      }
+      if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(`${path}: header length ${n} exceeds ${MAX_HEADER_BYTES} bytes`);
+      if (n < 2n) throw new SafetensorsError(`${path}: header length ${n} is too small for a JSON object`);
+      const headerLen = Number(n);
+      const header = new Uint8Array(headerLen);
+      readFully(fd, header, 0, headerLen, 8, chunk, path);
+      const { metadata, tensors } = parseHeader(header, size - 8 - headerLen, path);
+      return new SafetensorsFile(path, fd, 8 + headerLen, metadata, tensors, chunk);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Tensor names in data-offset order. */
+  keys(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(key: string): boolean {
+    return this.tensors.has(key);
+  }
+
+  info(key: string): TensorInfo {
+    const t = this.tensors.get(key);
+    if (!t) throw new SafetensorsError(`${this.path}: no tensor named "${key}"`);
+    return { ...t, shape: [...t.shape] };
+  }
+
+  /** The tensor's bytes as stored. */
+  readRaw(key: string): Uint8Array {
+    const t = this.info(key);
+    const out = new Uint8Array(t.end - t.begin);
+    this.readBytes(key, t, out, 0, out.byteLength);
+    return out;
+  }
+
+  /** Any dtype widened/narrowed to float32: BF16 is exact (u16 << 16), F16 exact, F64 rounded, ints converted. */
+  readFloat32(key: string): Float32Array {
+    const t = this.info(key);
+    const n = numel(t.shape);
+    const out = new Float32Array(n);
+    if (t.dtype === 'F32') {
+      this.readBytes(key, t, new Uint8Array(out.buffer), 0, n * 4);
+      return out;
+    }
+    const outBits = new Uint32Array(out.buffer);
+    const table = t.dtype === 'F16' ? f16ToF32Table() : undefined;
+    this.readConverted(key, t, (buf, start, count) => {
+      switch (t.dtype) {
+        case 'BF16': {
+          const src = new Uint16Array(buf.buffer, 0, count);
+          for (let i = 0; i < count; i++) outBits[start + i] = src[i] << 16;
+          break;
+        }
+        case 'F16': {
+          const src = new Uint16Array(buf.buffer, 0, count);
+          for (let i = 0; i < count; i++) out[start + i] = table![src[i]];
+          break;
+        }
+        case 'F64': out.set(new Float64Array(buf.buffer, 0, count), start); break;
+        case 'I64': {
+          const src = new BigInt64Array(buf.buffer, 0, count);
+          for (let i = 0; i < count; i++) out[start + i] = Number(src[i]);
+          break;
+        }
+        case 'I32': out.set(new Int32Array(buf.buffer, 0, count), start); break;
+        case 'I16': out.set(new Int16Array(buf.buffer, 0, count), start); break;
+        case 'I8': out.set(new Int8Array(buf.buffer, 0, count), start); break;
+        case 'U8': case 'BOOL': out.set(buf.subarray(0, count), start); break;
+        default: throw new SafetensorsError(`${this.path}: tensor "${key}": cannot read ${t.dtype} as float32`);
+      }
+    });
+    return out;
+  }
+
+  /** Integer dtypes as int32: I64 checked to fit, I16/I8/U8/BOOL widened. Float dtypes are an error. */
+  readInt32(key: string): Int32Array {
+    const t = this.info(key);
+    const n = numel(t.shape);
+    const out = new Int32Array(n);
+    if (t.dtype === 'I32') {
+      this.readBytes(key, t, new Uint8Array(out.buffer), 0, n * 4);
+      return out;
+    }
+    if (!['I64', 'I16', 'I8', 'U8', 'BOOL'].includes(t.dtype)) {
+      throw new SafetensorsError(`${this.path}: tensor "${key}" is ${t.dtype}, not an integer dtype; cannot read as int32`);
+    }
+    this.readConverted(key, t, (buf, start, count) => {
+      switch (t.dtype) {
+        case 'I64': {
+          const src = new BigInt64Array(buf.buffer, 0, count);
+          for (let i = 0; i < count; i++) {
+            const v = src[i];
+            if (v > 2147483647n || v < -2147483648n) {
+              throw new SafetensorsError(`${this.path}: tensor "${key}" element ${start + i} = ${v} does not fit in int32`);
+            }
+            out[start + i] = Number(v);
+          }
+          break;
+        }
+        case 'I16': out.set(new Int16Array(buf.buffer, 0, count), start); break;
+        case 'I8': out.set(new Int8Array(buf.buffer, 0, count), start); break;
+        default: out.set(buf.subarray(0, count), start); break; // U8, BOOL
+      }
+    });
+    return out;
+  }
+
+  readUint8(key: string): Uint8Array {
+    const t = this.info(key);
+    if (t.dtype !== 'U8' && t.dtype !== 'BOOL') {
+      throw new SafetensorsError(`${this.path}: tensor "${key}" is ${t.dtype}; readUint8 needs U8 or BOOL`);
+    }
+    return this.readRaw(key);
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private handle(): number {
+    if (this.fd === null) throw new SafetensorsError(`${this.path}: file was closed`);
+    return this.fd;
+  }
+
+  /** Read bytes [from, from+length) of a tensor's data into dst[0..]. */
+  private readBytes(key: string, t: TensorInfo, dst: Uint8Array, from: number, length: number): void {
+    readFully(this.handle(), dst, 0, length, this.dataStart + t.begin + from, this.chunk, `${this.path}: tensor "${key}"`);
+  }
+
+  /** Stream a tensor through a scratch buffer, `convert(buf, firstElement, count)` per piece. */
+  private readConverted(key: string, t: TensorInfo, convert: (buf: Uint8Array, start: number, count: number) => void): void {
+    const size = DTYPE_BYTES[t.dtype];
+    const total = t.end - t.begin;
+    const piece = Math.min(this.chunk, CONVERT_CHUNK, Math.max(total, 8)); // multiple of 8 keeps every dtype aligned
+    const buf = new Uint8Array(piece - (piece % 8));
+    for (let from = 0; from < total; from += buf.byteLength) {
+      const len = Math.min(buf.byteLength, total - from);
+      this.readBytes(key, t, buf, from, len);
+      convert(buf, from / size, len / size);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Writing
+
+export type WriteDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
+export type TensorData = Float32Array | Int32Array | Uint8Array | BigInt64Array;
+export interface TensorToWrite { name: string; dtype: WriteDtype; shape: number[]; data: TensorData }
+export interface TensorHeader { name: string; dtype: WriteDtype; shape: number[] }
+
+/** Encode `data` as `dtype` bytes. Float data may become F32/F16/BF16 (RNE); Int32Array I32/I64; etc. */
+export function encodeTensorData(dtype: WriteDtype, data: TensorData, name = '?'): Uint8Array {
+  const bad = () => new SafetensorsError(`tensor "${name}": cannot write ${data.constructor.name} as ${dtype}`);
+  if (data instanceof Float32Array) {
+    if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (dtype !== 'F16' && dtype !== 'BF16') throw bad();
+    const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    const out = new Uint16Array(data.length);
+    if (dtype === 'BF16') for (let i = 0; i < bits.length; i++) out[i] = f32BitsToBf16(bits[i]);
+    else for (let i = 0; i < bits.length; i++) out[i] = f32BitsToF16(bits[i]);
+    return new Uint8Array(out.buffer);
+  }
+  if (data instanceof Int32Array) {
+    if (dtype === 'I32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (dtype !== 'I64') throw bad();
+    const out = new BigInt64Array(data.length);
+    for (let i = 0; i < data.length; i++) out[i] = BigInt(data[i]);
+    return new Uint8Array(out.buffer);
+  }
+  if (data instanceof BigInt64Array) {
+    if (dtype !== 'I64') throw bad();
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  if (data instanceof Uint8Array && dtype === 'U8') return data;
+  throw bad();
+}
+
+/** Header bytes (JSON padded with spaces to a multiple of 8, as the Python library does), without the length prefix. */
+export function buildHeader(tensors: TensorHeader[], metadata?: Record<string, string>):
+  { header: Uint8Array; offsets: number[] } {
+  const obj: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) obj.__metadata__ = metadata;
+  let pos = 0;
+  const offsets: number[] = [];
+  const seen = new Set<string>();
+  for (const t of tensors) {
+    if (t.name === '__metadata__' || seen.has(t.name)) throw new SafetensorsError(`tensor name "${t.name}" is reserved or repeated`);
+    seen.add(t.name);
+    if (!(t.dtype in DTYPE_BYTES)) throw new SafetensorsError(`tensor "${t.name}": unknown dtype ${t.dtype}`);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new SafetensorsError(`tensor "${t.name}": shape ${JSON.stringify(t.shape)} must be non-negative integers`);
+    }
+    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    offsets.push(pos);
+    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + bytes] };
+    pos += bytes;
+  }
+  offsets.push(pos);
+  let json = JSON.stringify(obj);
+  const raw = new TextEncoder().encode(json);
+  const pad = (8 - (raw.byteLength % 8)) % 8;
+  json += ' '.repeat(pad);
+  return { header: new TextEncoder().encode(json), offsets };
+}
+
+/**
+ * Streaming writer: the header (names, dtypes, shapes) first, then tensor data in that order, each tensor
+ * either whole (`writeTensor`) or in consecutive pieces (`append`), so a converter or a random-weight
+ * generator never holds the whole checkpoint. `close()` checks every byte was written; `abort()` removes
+ * the partial file.
+ */
+export class SafetensorsWriter {
+  readonly path: string;
+  private fd: number | null;
+  private readonly tensors: TensorHeader[];
+  private readonly offsets: number[];
+  private readonly dataStart: number;
+  private index = 0; // current tensor
+  private written = 0; // bytes written into the current tensor
+
+  constructor(path: string, tensors: TensorHeader[], metadata?: Record<string, string>) {
+    const { header, offsets } = buildHeader(tensors, metadata);
+    this.path = path;
+    this.tensors = tensors.map((t) => ({ ...t, shape: [...t.shape] }));
+    this.offsets = offsets;
+    this.dataStart = 8 + header.byteLength;
+    try {
+      this.fd = fs.openSync(path, 'w');
+    } catch (e) {
+      throw new SafetensorsError(`${path}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(header.byteLength), true);
+    writeFully(this.fd, len, 0);
+    writeFully(this.fd, header, 8);
+  }
+
+  /** Name of the tensor the next `append` writes into (undefined when all are complete). */
+  get current(): string | undefined {
+    this.skipEmpty();
+    return this.tensors[this.index]?.name;
+  }
+
+  /** Append the next elements of the current tensor (float data is encoded to its dtype). */
+  append(data: TensorData): void {
+    this.skipEmpty();
+    const t = this.tensors[this.index];
+    if (!t) throw new SafetensorsError(`${this.path}: all ${this.tensors.length} tensors already written`);
+    const bytes = encodeTensorData(t.dtype, data, t.name);
+    const need = this.offsets[this.index + 1] - this.offsets[this.index];
+    if (this.written + bytes.byteLength > need) {
+      throw new SafetensorsError(`${this.path}: tensor "${t.name}" [${t.shape.join(', ')}] ${t.dtype} takes ${need} bytes; got ${this.written + bytes.byteLength}`);
+    }
+    writeFully(this.handle(), bytes, this.dataStart + this.offsets[this.index] + this.written);
+    this.written += bytes.byteLength;
+    if (this.written === need) {
+      this.index++;
+      this.written = 0;
+    }
+  }
+
+  /** Write one whole tensor; it must be the next one declared in the header. */
+  writeTensor(name: string, data: TensorData): void {
+    // Empty tensors need no bytes: skip any before `name`, and accept `name` itself when empty.
+    while (this.written === 0 && this.isEmpty(this.index) && this.tensors[this.index].name !== name) this.index++;
+    const t = this.tensors[this.index];
+    if (!t || t.name !== name) {
+      throw new SafetensorsError(`${this.path}: expected tensor "${t?.name ?? '(none left)'}" next, got "${name}"`);
+    }
+    if (this.written !== 0) throw new SafetensorsError(`${this.path}: tensor "${name}" was already partly written`);
+    if (data.length !== numel(t.shape)) {
+      throw new SafetensorsError(`${this.path}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel(t.shape)} elements) but ${data.length} values were given`);
+    }
+    if (this.isEmpty(this.index)) this.index++;
+    else this.append(data);
+  }
+
+  close(): void {
+    this.skipEmpty();
+    if (this.index < this.tensors.length) {
+      const name = this.tensors[this.index].name;
+      this.abort();
+      throw new SafetensorsError(`${this.path}: closed before tensor "${name}" was complete; file removed`);
+    }
+    fs.closeSync(this.handle());
+    this.fd = null;
+  }
+
+  /** Close and delete the partial file. */
+  abort(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+    fs.rmSync(this.path, { force: true });
+  }
+
+  private isEmpty(i: number): boolean {
+    return i < this.tensors.length && this.offsets[i + 1] === this.offsets[i];
+  }
+
+  private skipEmpty(): void {
+    while (this.written === 0 && this.isEmpty(this.index)) this.index++;
+  }
+
+  private handle(): number {
+    if (this.fd === null) throw new SafetensorsError(`${this.path}: writer is closed`);
+    return this.fd;
+  }
+}
+
+/** Write tensors in the given order (data offsets follow that order). */
+export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+  for (const t of tensors) {
+    if (t.data.length !== numel(t.shape)) {
+      throw new SafetensorsError(`${path}: tensor "${t.name}" has shape [${t.shape.join(', ')}] (${numel(t.shape)} elements) but ${t.data.length} values were given`);
+    }
+  }
+  const w = new SafetensorsWriter(path, tensors, metadata);
+  try {
+    for (const t of tensors) w.writeTensor(t.name, t.data);
+    w.close();
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}
