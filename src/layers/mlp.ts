@@ -1,0 +1,23 @@
+// The two MLPs of the model.
+import * as tf from '@tensorflow/tfjs-core';
+import { linear } from './linear.ts';
+
+/** Exact (erf) GELU, nn.GELU(approximate='none'): 0.5·x·(1 + erf(x/√2)). */
+export function geluErf(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+}
+
+/** timm Mlp: fc2(gelu(fc1(x))). */
+export function vitMlp(
+  x: tf.Tensor, fc1: { weight: tf.Tensor2D; bias: tf.Tensor1D }, fc2: { weight: tf.Tensor2D; bias: tf.Tensor1D },
+): tf.Tensor {
+  return tf.tidy(() => linear(geluErf(linear(x, fc1.weight, fc1.bias)), fc2.weight, fc2.bias));
+}
+
+/** MiniCPM MLP: down(silu(gate(x)) * up(x)). */
+export function swigluMlp(x: tf.Tensor, gate: tf.Tensor2D, up: tf.Tensor2D, down: tf.Tensor2D): tf.Tensor {
+  return tf.tidy(() => {
+    const g = linear(x, gate);
+    return linear(tf.mul(tf.mul(g, tf.sigmoid(g)), linear(x, up)), down);
+  });
+}

@@ -1,0 +1,12 @@
+// MiniCPM's RMSNorm (modeling_minicpm.py `rms_layernorm`):
+//   var = x.float().pow(2).mean(-1, keepdim=True)
+//   y = (x * torch.rsqrt(var + eps)).to(x.dtype) * weight
+// In fp32 the cast is a no-op; the weight multiplies after the normalization.
+import * as tf from '@tensorflow/tfjs-core';
+
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const variance = tf.mean(tf.square(x), x.rank - 1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+  });
+}

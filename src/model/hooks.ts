@@ -1,0 +1,75 @@
+// Hook points named by PyTorch module path, so a forward hook in PyTorch and
+// this project record the same key (TransformerLens-style names would need a
+// mapping table; these need none). Shapes are PyTorch's, batch dim included.
+//
+// A forward pass calls `hooks.emit(key, tensor)` at every hook point. `emit`
+// hands the tensor to the recorder when the key is selected (synchronously:
+// the tensor is valid only during the call, so a recorder copies or streams
+// it) and returns either the tensor or, when patched, the replacement.
+import * as tf from '@tensorflow/tfjs-core';
+import type { MiniCPMVConfig } from '../config.ts';
+
+export class HookError extends Error {
+  override name = 'HookError';
+}
+
+export interface HookOptions {
+  /** Which keys to record; none recorded when absent. */
+  select?: (key: string) => boolean;
+  /** Receives each selected activation. The tensor is disposed after the call returns. */
+  onActivation?: (key: string, value: tf.Tensor) => void;
+  /** Replace a hook's output with this tensor (same shape) and run on. Owned by the caller. */
+  patches?: Map<string, tf.Tensor>;
+}
+
+export class Hooks {
+  private readonly unusedPatches: Set<string>;
+  constructor(private readonly opts: HookOptions = {}) {
+    this.unusedPatches = new Set(opts.patches?.keys() ?? []);
+  }
+
+  static none(): Hooks {
+    return new Hooks();
+  }
+
+  /** True when `emit` would do anything for this key (lets callers skip building a tensor). */
+  active(key: string): boolean {
+    return Boolean(this.opts.patches?.has(key) || (this.opts.onActivation && this.opts.select?.(key)));
+  }
+
+  emit<T extends tf.Tensor>(key: string, value: T): T {
+    const patch = this.opts.patches?.get(key);
+    let out = value;
+    if (patch) {
+      if (!tf.util.arraysEqual(patch.shape, value.shape)) {
+        throw new HookError(`patch for "${key}" has shape [${patch.shape}] but the model produces [${value.shape}] there`);
+      }
+      out = patch.dtype === value.dtype ? (patch.clone() as T) : (patch.cast(value.dtype) as T);
+      this.unusedPatches.delete(key);
+    }
+    if (this.opts.onActivation && this.opts.select?.(key)) this.opts.onActivation(key, out);
+    return out;
+  }
+
+  /** Patches whose key the forward pass never reached. */
+  unused(): string[] {
+    return [...this.unusedPatches];
+  }
+}
+
+/** Every hook point of the model, in execution order. */
+export function hookNames(cfg: MiniCPMVConfig): string[] {
+  const names = ['pixel_values', 'vpm.patch_embed', 'vpm.pos_embed_resampled'];
+  for (let i = 0; i < cfg.vision.blocksRun; i++) {
+    const b = `vpm.blocks.${i}`;
+    names.push(`${b}.norm1`, `${b}.attn`, `${b}.norm2`, `${b}.mlp`, b);
+  }
+  names.push('vpm.norm', 'resampler.kv_proj', 'resampler.ln_kv', 'resampler.ln_q', 'resampler.attn', 'resampler.ln_post',
+    'resampler', 'input_ids', 'inputs_embeds');
+  for (let i = 0; i < cfg.llm.numLayers; i++) {
+    const l = `llm.model.layers.${i}`;
+    names.push(`${l}.input_layernorm`, `${l}.self_attn`, `${l}.post_attention_layernorm`, `${l}.mlp`, l);
+  }
+  names.push('llm.model.norm', 'logits');
+  return names;
+}

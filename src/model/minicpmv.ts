@@ -1,0 +1,140 @@
+// The assembled model: `vpm` (SigLIP ViT) -> `resampler` -> image rows merged
+// into the token embeddings -> `llm` (MiniCPM decoder). modeling_minicpmv.py
+// `MiniCPMV.get_vision_embedding` / `get_vllm_embedding`.
+import * as tf from '@tensorflow/tfjs-core';
+import type { MiniCPMVConfig } from '../config.ts';
+import { expectedTensors } from '../config.ts';
+import { Hooks } from './hooks.ts';
+import { KVCache, MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
+import { ParamStore } from './params.ts';
+import { Resampler } from './resampler.ts';
+import { SiglipVit } from './siglip_vit.ts';
+
+/** Anything that yields float32 tensors by checkpoint key (a safetensors file, a sharded checkpoint). */
+export interface TensorSource {
+  has(key: string): boolean;
+  info(key: string): { shape: number[] };
+  readFloat32(key: string): Float32Array;
+}
+
+export type ModelParts = 'all' | 'vision';
+
+export class ModelLoadError extends Error {
+  override name = 'LoaderError';
+}
+
+export interface LoadOptions {
+  /** 'vision' loads `vpm.*` and `resampler.*` only. */
+  parts?: ModelParts;
+  onProgress?: (done: number, total: number, key: string) => void;
+}
+
+/** An image's span of `<unk>` rows in the prompt: [start, end). */
+export interface ImageBound {
+  start: number;
+  end: number;
+}
+
+export class MiniCPMV {
+  readonly vpm: SiglipVit;
+  readonly resampler: Resampler;
+  private readonly _llm?: MiniCPMLlm;
+
+  private constructor(readonly cfg: MiniCPMVConfig, readonly params: ParamStore, parts: ModelParts) {
+    this.vpm = new SiglipVit(params, cfg.vision);
+    this.resampler = new Resampler(params, cfg.resampler);
+    if (parts === 'all') this._llm = new MiniCPMLlm(params, cfg.llm);
+  }
+
+  get llm(): MiniCPMLlm {
+    if (!this._llm) throw new ModelLoadError('this model was loaded with the vision tower only (parts: "vision")');
+    return this._llm;
+  }
+
+  get hasLlm(): boolean {
+    return this._llm !== undefined;
+  }
+
+  /**
+   * Uploads the expected tensors one at a time (each Float32Array is dropped
+   * once TF.js holds its copy), checking every key and shape against the config.
+   */
+  static fromSource(cfg: MiniCPMVConfig, source: TensorSource, opts: LoadOptions = {}): MiniCPMV {
+    const parts = opts.parts ?? 'all';
+    const wanted = expectedTensors(cfg).filter((t) => parts === 'all' || t.role !== 'llm');
+    const problems: string[] = [];
+    for (const t of wanted) {
+      if (!source.has(t.key)) problems.push(`missing tensor ${t.key} (expected shape [${t.shape}])`);
+      else {
+        const shape = source.info(t.key).shape;
+        if (!tf.util.arraysEqual(shape, t.shape)) problems.push(`tensor ${t.key} has shape [${shape}], config expects [${t.shape}]`);
+      }
+    }
+    if (problems.length) {
+      const more = problems.length > 8 ? `; and ${problems.length - 8} more` : '';
+      throw new ModelLoadError(`checkpoint does not match config: ${problems.slice(0, 8).join('; ')}${more}`);
+    }
+    const tensors = new Map<string, tf.Tensor>();
+    try {
+      wanted.forEach((t, i) => {
+        tensors.set(t.key, tf.tensor(source.readFloat32(t.key), t.shape, 'float32'));
+        opts.onProgress?.(i + 1, wanted.length, t.key);
+      });
+      return new MiniCPMV(cfg, new ParamStore(tensors), parts);
+    } catch (e) {
+      for (const t of tensors.values()) t.dispose();
+      throw e;
+    }
+  }
+
+  /** Vision features for one preprocessed image (CHW [3, S, S]): [1, numQueries, hidden]. */
+  encodeImage(pixelValues: Float32Array | tf.Tensor, hooks: Hooks = Hooks.none()): tf.Tensor3D {
+    const S = this.cfg.vision.imageSize;
+    return tf.tidy(() => {
+      const px = (pixelValues instanceof tf.Tensor ? pixelValues : tf.tensor(pixelValues)).reshape([1, 3, S, S]) as tf.Tensor4D;
+      return this.resampler.forward(this.vpm.forward(px, hooks), hooks);
+    });
+  }
+
+  /**
+   * `get_vllm_embedding`: embed_tokens(ids) * scale_emb, then the image rows
+   * written over the `<unk>` rows [start, end) WITHOUT the scale. [1, L, D]
+   */
+  buildInputsEmbeds(ids: number[], bounds: ImageBound[], images: tf.Tensor3D[]): tf.Tensor3D {
+    if (bounds.length !== images.length) throw new Error(`${bounds.length} image spans but ${images.length} images`);
+    return tf.tidy(() => {
+      const E = this.llm.embed(ids);
+      if (!bounds.length) return E;
+      const D = this.cfg.llm.hidden;
+      const pieces: tf.Tensor[] = [];
+      let at = 0;
+      bounds.forEach((b, i) => {
+        const rows = images[i].reshape([1, -1, D]);
+        if (rows.shape[1] !== b.end - b.start) {
+          throw new Error(`image span [${b.start}, ${b.end}) holds ${b.end - b.start} rows but the image gives ${rows.shape[1]}`);
+        }
+        if (b.start > at) pieces.push(E.slice([0, at, 0], [1, b.start - at, D]));
+        pieces.push(rows);
+        at = b.end;
+      });
+      if (at < ids.length) pieces.push(E.slice([0, at, 0], [1, ids.length - at, D]));
+      return tf.concat(pieces, 1) as tf.Tensor3D;
+    });
+  }
+
+  /** Runs the decoder; see MiniCPMLlm.forward. */
+  decode(inputsEmbeds: tf.Tensor3D, opts: { cache?: KVCache; logits?: LogitsMode; hooks?: Hooks } = {}): tf.Tensor3D {
+    return this.llm.forward(inputsEmbeds, opts);
+  }
+
+  /** Float32 bytes held by the weights. */
+  weightBytes(): number {
+    return this.params.bytes();
+  }
+
+  dispose(): void {
+    this.vpm.dispose();
+    this.resampler.dispose();
+    this.params.dispose();
+  }
+}
