@@ -38,7 +38,7 @@ export class Resampler {
       pos = tf.tidy(() =>
         src === tgt ? table.clone() : (resizeBicubic(table.reshape([src, src, D]), tgt, tgt, 'plain').reshape([L, D]) as tf.Tensor2D),
       );
-      this.posCache.set(L, pos);
+      this.posCache.set(L, tf.keep(pos)); // kept: created inside the caller's tidy
     }
     return pos;
   }

@@ -50,7 +50,7 @@ export class SiglipVit {
           ? table.clone()
           : (resizeBicubic(table.reshape([G, G, C]), hp, wp, 'aa').reshape([1, hp * wp, C]) as tf.Tensor3D),
       );
-      this.posCache.set(key, pos);
+      this.posCache.set(key, tf.keep(pos)); // kept: created inside the caller's tidy
     }
     return pos;
   }

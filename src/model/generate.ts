@@ -1,0 +1,263 @@
+// Decoding loops over the KV-cached decoder: greedy, beam search with the
+// original chat() defaults, and sampling. Generation starts from prompt
+// embeddings (the image rows are already merged), as the original passes
+// `inputs_embeds` to `llm.generate`, so the returned ids are new tokens only
+// and the repetition penalty sees only generated ids.
+import * as tf from '@tensorflow/tfjs-core';
+import type { MiniCPMLlm } from './minicpm_llm.ts';
+import { mulberry32 } from './rng.ts';
+
+export class GenerationError extends Error {
+  override name = 'GenerationError';
+}
+
+export interface CommonOptions {
+  maxNewTokens: number;
+  eosId: number;
+  /** Called with each new token id as it is chosen (greedy and sampling). */
+  onToken?: (id: number) => void;
+}
+
+export interface BeamOptions extends CommonOptions {
+  numBeams: number; // original default 3
+  repetitionPenalty: number; // original default 1.2
+  lengthPenalty?: number; // 1.0
+}
+
+export interface SampleOptions extends CommonOptions {
+  temperature: number; // original default 0.6
+  topK: number; // 100
+  topP: number; // 0.8
+  seed: number;
+  repetitionPenalty?: number; // the original applies none when sampling
+}
+
+export interface GreedyOptions extends CommonOptions {
+  repetitionPenalty?: number;
+}
+
+export function checkCommon(o: CommonOptions): void {
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens <= 0) {
+    throw new GenerationError(`max_new_tokens must be a positive integer, got ${o.maxNewTokens}`);
+  }
+}
+
+export function checkSampling(o: SampleOptions): void {
+  if (!(o.temperature > 0)) throw new GenerationError(`temperature must be > 0 when sampling, got ${o.temperature}`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new GenerationError(`top_p must be in (0, 1], got ${o.topP}`);
+  if (!Number.isInteger(o.topK) || o.topK < 0) throw new GenerationError(`top_k must be a non-negative integer, got ${o.topK}`);
+}
+
+/** HF RepetitionPenaltyLogitsProcessor on one row, in place: each distinct seen id once. */
+export function applyRepetitionPenalty(scores: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const t of new Set(seen)) {
+    const s = scores[t];
+    scores[t] = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
+/** log_softmax of one fp32 row (max-shifted, as torch does). */
+export function logSoftmax(row: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of row) if (v > max) max = v;
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  const out = new Float32Array(row.length);
+  for (let i = 0; i < row.length; i++) out[i] = row[i] - lse;
+  return out;
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** The k largest entries (value desc, then index asc, as a stable torch.topk on CPU). */
+export function topK(values: Float32Array, k: number): { index: number; value: number }[] {
+  const top: { index: number; value: number }[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (top.length === k && v <= top[k - 1].value) continue;
+    let at = top.length;
+    while (at > 0 && top[at - 1].value < v) at--;
+    top.splice(at, 0, { index: i, value: v });
+    if (top.length > k) top.pop();
+  }
+  return top;
+}
+
+/** Runs the prompt through the decoder with a fresh cache; returns the cache and the last logits row. */
+function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D) {
+  const cache = llm.newCache();
+  try {
+    const logits = llm.forward(embeds, { cache, logits: 'last' });
+    const row = logits.dataSync() as Float32Array;
+    logits.dispose();
+    return { cache, row };
+  } catch (e) {
+    cache.dispose();
+    throw e;
+  }
+}
+
+function step(llm: MiniCPMLlm, ids: number[], cache: ReturnType<MiniCPMLlm['newCache']>): Float32Array {
+  const x = tf.tidy(() => llm.embed(ids).reshape([ids.length, 1, -1]) as tf.Tensor3D);
+  const logits = llm.forward(x, { cache, logits: 'last' });
+  x.dispose();
+  const rows = logits.dataSync() as Float32Array;
+  logits.dispose();
+  return rows;
+}
+
+/** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
+export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
+  checkCommon(o);
+  const { cache, row: first } = prefill(llm, embeds);
+  const out: number[] = [];
+  try {
+    let row = first;
+    for (;;) {
+      if (o.repetitionPenalty && o.repetitionPenalty !== 1) applyRepetitionPenalty(row, out, o.repetitionPenalty);
+      const id = argmax(row);
+      out.push(id);
+      o.onToken?.(id);
+      if (id === o.eosId || out.length >= o.maxNewTokens) break;
+      row = step(llm, [id], cache);
+    }
+    return out;
+  } finally {
+    cache.dispose();
+  }
+}
+
+/** HF warpers in order: temperature -> top-k -> top-p; then a seeded multinomial draw. */
+export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () => number): number {
+  const V = row.length;
+  const scores = new Float32Array(V);
+  for (let i = 0; i < V; i++) scores[i] = row[i] / o.temperature;
+  const removed = new Uint8Array(V);
+  if (o.topK > 0 && o.topK < V) {
+    const kth = topK(scores, o.topK)[o.topK - 1].value;
+    for (let i = 0; i < V; i++) if (scores[i] < kth) removed[i] = 1;
+  }
+  // TopPLogitsWarper: sort ascending, drop the tokens whose cumulative probability is <= 1 - top_p
+  // (always keeping the most likely one).
+  const order = Array.from({ length: V }, (_, i) => i).filter((i) => !removed[i]).sort((a, b) => scores[a] - scores[b] || a - b);
+  let max = -Infinity;
+  for (const i of order) max = Math.max(max, scores[i]);
+  const probs = new Float64Array(V);
+  let total = 0;
+  for (const i of order) total += probs[i] = Math.exp(scores[i] - max);
+  if (o.topP < 1) {
+    let cum = 0;
+    for (let r = 0; r < order.length - 1; r++) {
+      cum += probs[order[r]] / total;
+      if (cum <= 1 - o.topP) removed[order[r]] = 1;
+    }
+  }
+  let kept = 0;
+  for (const i of order) if (!removed[i]) kept += probs[i];
+  let u = rand() * kept;
+  for (let r = order.length - 1; r >= 0; r--) {
+    const i = order[r];
+    if (removed[i]) continue;
+    u -= probs[i];
+    if (u <= 0) return i;
+  }
+  return order[order.length - 1];
+}
+
+/** Sampling (the original's `sampling=True`): reproducible for a given seed. */
+export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): number[] {
+  checkCommon(o);
+  checkSampling(o);
+  const rand = mulberry32(o.seed);
+  const { cache, row: first } = prefill(llm, embeds);
+  const out: number[] = [];
+  try {
+    let row = first;
+    for (;;) {
+      if (o.repetitionPenalty && o.repetitionPenalty !== 1) applyRepetitionPenalty(row, out, o.repetitionPenalty);
+      const id = sampleFromLogits(row, o, rand);
+      out.push(id);
+      o.onToken?.(id);
+      if (id === o.eosId || out.length >= o.maxNewTokens) break;
+      row = step(llm, [id], cache);
+    }
+    return out;
+  } finally {
+    cache.dispose();
+  }
+}
+
+interface Hypothesis {
+  ids: number[];
+  score: number;
+}
+
+/**
+ * Beam search as transformers 4.36 runs it for chat() (do_sample False,
+ * length_penalty 1, early_stopping False); SPEC section 6.1 step by step.
+ */
+export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): number[] {
+  checkCommon(o);
+  const nb = o.numBeams;
+  if (!Number.isInteger(nb) || nb < 1) throw new GenerationError(`num_beams must be a positive integer, got ${nb}`);
+  if (!(o.repetitionPenalty > 0)) throw new GenerationError(`repetition_penalty must be > 0, got ${o.repetitionPenalty}`);
+  const lp = o.lengthPenalty ?? 1;
+  const { cache: single, row: first } = prefill(llm, embeds);
+  const V = first.length;
+  const cache = single.tile(nb);
+  single.dispose();
+  try {
+    let beams: number[][] = Array.from({ length: nb }, () => []);
+    // Only beam 0 is live at the first step.
+    let running = Float32Array.from({ length: nb }, (_, i) => (i === 0 ? 0 : -1e9));
+    let rows: Float32Array[] = Array.from({ length: nb }, () => first);
+    const finished: Hypothesis[] = [];
+    const worst = () => Math.min(...finished.map((h) => h.score));
+    const offer = (h: Hypothesis) => {
+      if (finished.length < nb || h.score > worst()) {
+        finished.push(h);
+        if (finished.length > nb) finished.splice(finished.findIndex((x) => x.score === worst()), 1);
+      }
+    };
+    for (let curLen = 1; ; curLen++) {
+      const flat = new Float32Array(nb * V);
+      for (let b = 0; b < nb; b++) {
+        const s = logSoftmax(rows[b]);
+        applyRepetitionPenalty(s, beams[b], o.repetitionPenalty);
+        for (let t = 0; t < V; t++) flat[b * V + t] = Math.fround(s[t] + running[b]);
+      }
+      const cands = topK(flat, 2 * nb);
+      const next: { beam: number; token: number; score: number }[] = [];
+      for (let rank = 0; rank < cands.length && next.length < nb; rank++) {
+        const beam = Math.floor(cands[rank].index / V), token = cands[rank].index % V, score = cands[rank].value;
+        if (token === o.eosId) {
+          if (rank >= nb) continue;
+          offer({ ids: beams[beam].slice(), score: score / curLen ** lp });
+        } else {
+          next.push({ beam, token, score });
+        }
+      }
+      const done = finished.length >= nb && worst() >= cands[0].value / curLen ** lp;
+      beams = next.map((n) => [...beams[n.beam], n.token]);
+      running = Float32Array.from(next.map((n) => n.score));
+      if (done) break;
+      if (curLen >= o.maxNewTokens) {
+        beams.forEach((ids, b) => offer({ ids, score: running[b] / ids.length ** lp }));
+        break;
+      }
+      cache.select(next.map((n) => n.beam));
+      const out = step(llm, next.map((n) => n.token), cache);
+      rows = Array.from({ length: nb }, (_, b) => out.subarray(b * V, (b + 1) * V));
+    }
+    finished.sort((a, b) => b.score - a.score);
+    return finished[0].ids;
+  } finally {
+    cache.dispose();
+  }
+}
