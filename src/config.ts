@@ -259,7 +259,8 @@ export function expectedTensors(cfg: MiniCPMVConfig): ExpectedTensor[] {
   const D = r.embedDim;
   res('query', [r.numQueries, D]);
   res('pos_embed', [r.numQueries, D]);
-  res('kv_proj.weight', [D, r.kvDim]);
+  // resampler.py: kv_proj is nn.Identity (no weight) when kv_dim == embed_dim.
+  if (r.kvDim !== D) res('kv_proj.weight', [D, r.kvDim]);
   for (const ln of ['ln_q', 'ln_kv', 'ln_post']) {
     res(`${ln}.weight`, [D]);
     res(`${ln}.bias`, [D]);

@@ -8,6 +8,7 @@
 // Reads are positioned (`fs.readSync` with a position) per tensor and in chunks, never a whole-file
 // buffer: the real checkpoint is 6.9 GB in two shards and `llm.model.embed_tokens.weight` alone is
 // 566 MB of bf16 (1.13 GB as f32).
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { f16ToF32Table, f32BitsToBf16, f32BitsToF16 } from './dtype.ts';
@@ -403,8 +404,15 @@ export class SafetensorsWriter {
   private index = 0; // current tensor
   private written = 0; // bytes written into the current tensor
 
-  constructor(path: string, tensors: TensorHeader[], metadata?: Record<string, string>) {
+  private readonly hash?: Hash;
+  private digestHex?: string;
+  /** Total bytes written so far (the file size once closed). */
+  bytesWritten = 0;
+
+  /** With `sha256`, the file's hash is computed while writing (bytes go out in file order); see `sha256()`. */
+  constructor(path: string, tensors: TensorHeader[], metadata?: Record<string, string>, opts: { sha256?: boolean } = {}) {
     const { header, offsets } = buildHeader(tensors, metadata);
+    if (opts.sha256) this.hash = createHash('sha256');
     this.path = path;
     this.tensors = tensors.map((t) => ({ ...t, shape: [...t.shape] }));
     this.offsets = offsets;
@@ -418,6 +426,14 @@ export class SafetensorsWriter {
     new DataView(len.buffer).setBigUint64(0, BigInt(header.byteLength), true);
     writeFully(this.fd, len, 0);
     writeFully(this.fd, header, 8);
+    this.hash?.update(len).update(header);
+    this.bytesWritten = 8 + header.byteLength;
+  }
+
+  /** Hex sha256 of the complete file (needs `{ sha256: true }` and a successful `close()`). */
+  sha256(): string {
+    if (!this.digestHex) throw new SafetensorsError(`${this.path}: sha256 is only available after close() of a writer made with { sha256: true }`);
+    return this.digestHex;
   }
 
   /** Name of the tensor the next `append` writes into (undefined when all are complete). */
@@ -431,13 +447,25 @@ export class SafetensorsWriter {
     this.skipEmpty();
     const t = this.tensors[this.index];
     if (!t) throw new SafetensorsError(`${this.path}: all ${this.tensors.length} tensors already written`);
-    const bytes = encodeTensorData(t.dtype, data, t.name);
+    this.appendEncoded(encodeTensorData(t.dtype, data, t.name));
+  }
+
+  /** Append bytes already in the current tensor's dtype (a whole number of elements). */
+  appendEncoded(bytes: Uint8Array): void {
+    this.skipEmpty();
+    const t = this.tensors[this.index];
+    if (!t) throw new SafetensorsError(`${this.path}: all ${this.tensors.length} tensors already written`);
+    if (bytes.byteLength % DTYPE_BYTES[t.dtype] !== 0) {
+      throw new SafetensorsError(`${this.path}: tensor "${t.name}": ${bytes.byteLength} bytes is not a whole number of ${t.dtype} elements`);
+    }
     const need = this.offsets[this.index + 1] - this.offsets[this.index];
     if (this.written + bytes.byteLength > need) {
       throw new SafetensorsError(`${this.path}: tensor "${t.name}" [${t.shape.join(', ')}] ${t.dtype} takes ${need} bytes; got ${this.written + bytes.byteLength}`);
     }
     writeFully(this.handle(), bytes, this.dataStart + this.offsets[this.index] + this.written);
+    this.hash?.update(bytes);
     this.written += bytes.byteLength;
+    this.bytesWritten += bytes.byteLength;
     if (this.written === need) {
       this.index++;
       this.written = 0;
@@ -469,6 +497,7 @@ export class SafetensorsWriter {
     }
     fs.closeSync(this.handle());
     this.fd = null;
+    if (this.hash) this.digestHex = this.hash.digest('hex');
   }
 
   /** Close and delete the partial file. */
