@@ -35,6 +35,15 @@ export interface ImageBound {
   end: number;
 }
 
+export interface RunInput {
+  /** Preprocessed image, CHW [3, S, S]. */
+  pixelValues?: Float32Array;
+  inputIds: number[];
+  imageBounds?: ImageBound[];
+  hooks?: Hooks;
+  logits?: LogitsMode;
+}
+
 export class MiniCPMV {
   readonly vpm: SiglipVit;
   readonly resampler: Resampler;
@@ -125,6 +134,23 @@ export class MiniCPMV {
   /** Runs the decoder; see MiniCPMLlm.forward. */
   decode(inputsEmbeds: tf.Tensor3D, opts: { cache?: KVCache; logits?: LogitsMode; hooks?: Hooks } = {}): tf.Tensor3D {
     return this.llm.forward(inputsEmbeds, opts);
+  }
+
+  /**
+   * One forward pass over a prompt, with hook points: the typed entry point
+   * behind `trace`. Returns the logits ('all': [1, L, V]) or the final
+   * hidden states ('none'). The caller disposes the result.
+   */
+  run(input: RunInput): tf.Tensor3D {
+    const hooks = input.hooks ?? Hooks.none();
+    const bounds = input.imageBounds ?? [];
+    if (bounds.length && !input.pixelValues) throw new Error('image spans given but no pixel values');
+    return tf.tidy(() => {
+      const ids = hooks.emit('input_ids', tf.tensor2d(input.inputIds, [1, input.inputIds.length], 'int32'));
+      const images = input.pixelValues && bounds.length ? [this.encodeImage(input.pixelValues, hooks)] : [];
+      const embeds = this.buildInputsEmbeds(Array.from(ids.dataSync()), bounds, images);
+      return this.decode(embeds, { hooks, logits: input.logits ?? 'all' });
+    });
   }
 
   /** Float32 bytes held by the weights. */
