@@ -96,6 +96,8 @@ export async function initBackend(requested?: string): Promise<BackendReport> {
         attempts.push({ name, ok: false, reason: `tf.setBackend('${name}') failed` });
         continue;
       }
+      // The cpu backend prints a banner suggesting tfjs-node on first use; this module already reports it.
+      if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
       attempts.push(attempt);
       return { name, requested: want, attempts };
     }
