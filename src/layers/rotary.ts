@@ -32,12 +32,19 @@ export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D):
   });
 }
 
-/** Slow oracle: one vector at one position, straight from the formula, float64. */
+/**
+ * Slow oracle: one vector at one position, straight from the formula, in
+ * float64 except that inv_freq and the angle are rounded to fp32 as PyTorch
+ * forms them (`outer(t.float(), inv_freq)`): at position 3000 that rounding
+ * alone moves cos/sin by ~1e-4.
+ */
 export function applyRotarySlow(x: Float32Array | number[], position: number, theta: number): Float64Array {
   const d = x.length, half = d / 2;
   const out = new Float64Array(d);
   for (let k = 0; k < half; k++) {
-    const angle = position / theta ** ((2 * k) / d);
+    // fp32 at each step, as torch: 1.0 / (base ** (arange(0, d, 2).float() / d)), then t * inv_freq.
+    const invFreq = Math.fround(1 / Math.fround(theta ** Math.fround((2 * k) / d)));
+    const angle = Math.fround(position * invFreq);
     const c = Math.cos(angle), s = Math.sin(angle);
     out[k] = x[k] * c - x[k + half] * s;
     out[k + half] = x[k + half] * c + x[k] * s;
