@@ -106,6 +106,19 @@ class PairHeap {
   }
 }
 
+/** Reusable buffers for mergeSegment, grown on demand. */
+class Scratch {
+  pos = new Int32Array(64); len = new Int32Array(64); prev = new Int32Array(64); next = new Int32Array(64);
+  heap = new PairHeap(256);
+  ensure(n: number): void {
+    if (n <= this.pos.length) return;
+    const cap = Math.max(n, this.pos.length * 2);
+    this.pos = new Int32Array(cap); this.len = new Int32Array(cap);
+    this.prev = new Int32Array(cap); this.next = new Int32Array(cap);
+  }
+}
+const scratch = new Scratch();
+
 const CACHE_MAX_ENTRIES = 1 << 18;
 const CACHE_MAX_SEGMENT = 48;
 
@@ -181,6 +194,9 @@ export class SentencePieceBpe {
     this.splitBeforeSpaces = splitBeforeSpaces && model.normalizer.escapeWhitespaces;
     this.userDefined = userDefined.length > 0 ? new PrefixTrie(userDefined) : null;
   }
+
+  /** Drops the per-segment cache (for benchmarks; results never depend on it). */
+  clearCache(): void { this.cache.clear(); }
 
   idToPiece(id: number): string { return this.pieces[id]; }
   pieceType(id: number): number { return this.types[id]; }
@@ -294,27 +310,21 @@ export class SentencePieceBpe {
 
   /** The BPE merge loop of bpe_model.cc on one segment of unfrozen characters; returns the final pieces. */
   mergeSegment(seg: string): string[] {
-    const starts: number[] = [];
-    for (let i = 0; i < seg.length; i += charLen(seg, i)) starts.push(i);
-    const n = starts.length;
-    if (n === 1) return [seg];
-    const len = new Int32Array(n), prev = new Int32Array(n), next = new Int32Array(n), pos = new Int32Array(starts);
-    for (let i = 0; i < n; i++) {
-      len[i] = (i + 1 < n ? starts[i + 1] : seg.length) - starts[i];
-      prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1;
+    // Symbols form a linked list over scratch arrays (reused across calls: encode is not re-entrant).
+    const sc = scratch;
+    sc.ensure(seg.length);
+    const { pos, len, prev, next, heap } = sc;
+    let n = 0;
+    for (let i = 0; i < seg.length; n++) {
+      const l = charLen(seg, i);
+      pos[n] = i; len[n] = l; prev[n] = n - 1; next[n] = n + 1;
+      i += l;
     }
-    const heap = new PairHeap(2 * n + 4);
+    if (n === 1) return [seg];
+    next[n - 1] = -1;
+    heap.n = 0;
     const revMerge = this.hasUnused ? new Map<string, [string, string]>() : null;
-    const maybeAdd = (l: number, r: number) => {
-      if (l < 0 || r < 0) return;
-      const piece = seg.slice(pos[l], pos[l] + len[l] + len[r]);
-      const id = this.normalIds.get(piece);
-      if (id === undefined) return;
-      heap.push(this.scores[id], l, r, piece.length);
-      if (revMerge && this.types[id] === PieceType.UNUSED)
-        revMerge.set(piece, [seg.substr(pos[l], len[l]), seg.substr(pos[r], len[r])]);
-    };
-    for (let i = 1; i < n; i++) maybeAdd(i - 1, i);
+    for (let i = 1; i < n; i++) this.maybeAddPair(seg, i - 1, i, revMerge);
     while (heap.n > 0) {
       const t = heap.pop();
       const l = heap.left[t], r = heap.right[t];
@@ -324,12 +334,23 @@ export class SentencePieceBpe {
       next[l] = next[r];
       if (next[r] >= 0) prev[next[r]] = l;
       len[r] = 0;
-      maybeAdd(prev[l], l);
-      maybeAdd(l, next[l]);
+      if (prev[l] >= 0) this.maybeAddPair(seg, prev[l], l, revMerge);
+      if (next[l] >= 0) this.maybeAddPair(seg, l, next[l], revMerge);
     }
     const result: string[] = [];
     for (let i = 0; i !== -1; i = next[i]) this.resegment(seg.substr(pos[i], len[i]), revMerge, result);
     return result;
+  }
+
+  /** bpe_model.cc MaybeAddNewSymbolPair: queue (l, r) if their concatenation is a piece. */
+  private maybeAddPair(seg: string, l: number, r: number, revMerge: Map<string, [string, string]> | null): void {
+    const { pos, len, heap } = scratch;
+    const piece = seg.substr(pos[l], len[l] + len[r]);
+    const id = this.normalIds.get(piece);
+    if (id === undefined) return;
+    heap.push(this.scores[id], l, r, piece.length);
+    if (revMerge && this.types[id] === PieceType.UNUSED)
+      revMerge.set(piece, [seg.substr(pos[l], len[l]), seg.substr(pos[r], len[r])]);
   }
 
   /** Splits UNUSED pieces back into the pieces they were merged from (bpe_model.cc `resegment`). */

@@ -27,8 +27,8 @@ export class MiniCPMTokenizer {
   readonly unkId: number;
   readonly specialTokens: string[];
   private readonly specialIds = new Map<string, number>();
-  /** Special tokens by first code unit, longest first: the HF trie split is leftmost, then longest. */
-  private readonly specialsByFirst = new Map<number, string[]>();
+  /** Alternation of the special tokens, longest first: the HF trie split takes the leftmost, then longest. */
+  private readonly specialRe: RegExp;
 
   private constructor(private readonly sp: SentencePieceBpe, opts: TokenizerOptions, source: string) {
     const t = sp.model.trainer;
@@ -44,12 +44,10 @@ export class MiniCPMTokenizer {
       // HF would append a missing special token after the vocabulary; this project never relies on that.
       if (id === undefined) throw new TokenizerError(`${source}: special token ${JSON.stringify(s)} is not a piece of the model`);
       this.specialIds.set(s, id);
-      const first = s.charCodeAt(0);
-      const list = this.specialsByFirst.get(first) ?? [];
-      list.push(s);
-      list.sort((a, b) => b.length - a.length);
-      this.specialsByFirst.set(first, list);
     }
+    const alternatives = [...this.specialTokens].sort((a, b) => b.length - a.length)
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    this.specialRe = new RegExp(alternatives.join('|'), 'gu');
   }
 
   /** Loads `tokenizer.model`; a missing, unreadable or corrupt file gives a TokenizerError naming it. */
@@ -66,6 +64,11 @@ export class MiniCPMTokenizer {
 
   static fromModel(m: SentencePieceModel, opts: TokenizerOptions = {}): MiniCPMTokenizer {
     return new MiniCPMTokenizer(new SentencePieceBpe(m), opts, m.source ?? '<model>');
+  }
+
+  /** Drops the encoder's per-segment cache (benchmarks use it to time cold encoding). */
+  clearCache(): void {
+    this.sp.clearCache();
   }
 
   /** Id of a vocabulary piece (any type), or undefined. */
@@ -95,13 +98,10 @@ export class MiniCPMTokenizer {
       for (const id of this.sp.encode(s)) ids.push(id);
     };
     let last = 0;
-    for (let i = 0; i < text.length; ) {
-      const hit = this.specialsByFirst.get(text.charCodeAt(i))?.find((s) => text.startsWith(s, i));
-      if (hit === undefined) { i++; continue; }
-      if (i > last) pushText(text.slice(last, i));
-      ids.push(this.specialIds.get(hit)!);
-      i += hit.length;
-      last = i;
+    for (const m of text.matchAll(this.specialRe)) {
+      if (m.index > last) pushText(text.slice(last, m.index));
+      ids.push(this.specialIds.get(m[0])!);
+      last = m.index + m[0].length;
     }
     if (last < text.length) pushText(text.slice(last));
     return ids;
