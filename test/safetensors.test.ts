@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -193,6 +194,15 @@ describe('write and read back', () => {
     expect([...f.readFloat32('b')]).toEqual([7, 8]);
     expect(f.info('none').shape).toEqual([0]);
     f.close();
+
+    const h = tmpFile('hashed');
+    const w3 = new SafetensorsWriter(h, [{ name: 'a', dtype: 'BF16', shape: [3] }], undefined, { sha256: true });
+    expectError(() => w3.appendEncoded(new Uint8Array(3)), '3 bytes is not a whole number of BF16 elements');
+    w3.appendEncoded(new Uint8Array([0x80, 0x3f, 0, 0x40, 0x80, 0xbf])); // 1, 2, -1
+    w3.close();
+    expect(w3.sha256()).toBe(createHash('sha256').update(fs.readFileSync(h)).digest('hex'));
+    expect(w3.bytesWritten).toBe(fs.statSync(h).size);
+    expect([...SafetensorsFile.open(h).readFloat32('a')]).toEqual([1, 2, -1]);
 
     const q = tmpFile('partial');
     const w2 = new SafetensorsWriter(q, [{ name: 'a', dtype: 'F32', shape: [4] }]);

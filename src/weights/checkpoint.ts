@@ -179,7 +179,8 @@ function openConverted(dir: string): Checkpoint {
   }
   for (const f of manifest.files) {
     const fp = path.join(dir, f.name);
-    if (fs.existsSync(fp) && fs.statSync(fp).size !== f.bytes) {
+    if (!fs.existsSync(fp)) throw new CheckpointError(`${p} names file "${f.name}", which is missing from ${dir}`);
+    if (fs.statSync(fp).size !== f.bytes) {
       throw new CheckpointError(`${fp}: size ${fs.statSync(fp).size} bytes differs from the manifest's ${f.bytes}; the file was changed or truncated`);
     }
   }

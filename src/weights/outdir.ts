@@ -26,18 +26,18 @@ export function stageOutputDir(outDir: string, opts: { force?: boolean; isSame?:
   if (fs.existsSync(target)) {
     if (!fs.statSync(target).isDirectory()) throw new CheckpointError(`${outDir}: output path exists and is not a directory`);
     const entries = fs.readdirSync(target);
+    const foreign = entries.filter((e) => !CHECKPOINT_FILE.test(e) || !fs.statSync(path.join(target, e)).isFile());
+    if (foreign.length > 0) {
+      throw new CheckpointError(`${outDir}: output directory is not empty and holds files that are not checkpoint files (${foreign.slice(0, 5).join(', ')}); refusing to replace it${opts.force ? ' even with force' : ''}`);
+    }
     if (entries.length > 0 && !opts.isSame?.(target)) {
-      const foreign = entries.filter((e) => !CHECKPOINT_FILE.test(e) || !fs.statSync(path.join(target, e)).isFile());
-      if (foreign.length > 0) {
-        throw new CheckpointError(`${outDir}: output directory is not empty and holds files that are not checkpoint files (${foreign.slice(0, 5).join(', ')}); refusing to replace it${opts.force ? ' even with force' : ''}`);
-      }
       if (!opts.force) {
         throw new CheckpointError(`${outDir}: output directory already holds a different checkpoint (${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', ...' : ''}); pass force to replace it with ${opts.what}`);
       }
     }
   }
   const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true });
+  const madeParent = fs.mkdirSync(parent, { recursive: true }); // first directory created, if any
   const tag = `${process.pid}-${Date.now().toString(36)}`;
   const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-${tag}-`));
   return {
@@ -54,6 +54,7 @@ export function stageOutputDir(outDir: string, opts: { force?: boolean; isSame?:
     },
     cleanup() {
       fs.rmSync(tmp, { recursive: true, force: true });
+      if (madeParent) fs.rmSync(madeParent, { recursive: true, force: true }); // only directories this call made
     },
   };
 }

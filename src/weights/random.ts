@@ -73,7 +73,7 @@ function fnv1a(text: string, seed: number): number {
 }
 
 export class Xoshiro128 {
-  private a: number; private b: number; private c: number; private d: number;
+  a: number; b: number; c: number; d: number; // state, public so fillNormal can keep it in locals
   constructor(seed: number) {
     let s = seed >>> 0;
     const splitmix = () => {
@@ -125,13 +125,16 @@ const QUANTILES = (() => {
 /** Fill `out[0..n)` with mean + std * (approximately standard normal) values. */
 export function fillNormal(rng: Xoshiro128, out: Float32Array, n: number, mean: number, std: number): void {
   const t = QUANTILES;
+  let { a, b, c, d } = rng; // Xoshiro128.next() inlined with the state in locals (2x faster)
   for (let i = 0; i < n; i++) {
-    const u = rng.next();
+    const u = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+    const s = b << 9;
+    c ^= a; d ^= b; b ^= c; a ^= d; c ^= s; d = rotl(d, 11);
     const k = u >>> 20; // top 12 bits pick the segment
     const frac = (u & 0xfffff) * 9.5367431640625e-7; // low 20 bits / 2^20
-    const z = t[k] + (t[k + 1] - t[k]) * frac;
-    out[i] = mean + std * z;
+    out[i] = mean + std * (t[k] + (t[k + 1] - t[k]) * frac);
   }
+  rng.a = a; rng.b = b; rng.c = c; rng.d = d;
 }
 
 /**
