@@ -198,8 +198,8 @@ const CHUNK = 1 << 20; // elements per generated piece
 export function writeRandomCheckpoint(configPath: string, outDir: string, opts: RandomCheckpointOptions): RandomCheckpointResult {
   const cfg = loadConfig(configPath);
   const dtype = DTYPE_OF[opts.dtype];
-  if (!dtype) throw new Error(`writeRandomCheckpoint: dtype must be bf16, f16 or f32, got ${JSON.stringify(opts.dtype)}`);
-  if (!Number.isSafeInteger(opts.seed)) throw new Error(`writeRandomCheckpoint: seed must be an integer, got ${opts.seed}`);
+  if (!dtype) throw new RangeError(`writeRandomCheckpoint: dtype must be bf16, f16 or f32, got ${JSON.stringify(opts.dtype)}`);
+  if (!Number.isSafeInteger(opts.seed)) throw new RangeError(`writeRandomCheckpoint: seed must be an integer, got ${opts.seed}`);
   const shardBytes = opts.shardBytes ?? 5e9;
   const ordered = hfStateDictOrder(cfg);
   const byKey = new Map(ordered.map((t) => [t.key, t]));
