@@ -4,9 +4,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CompareError, compareFiles, compareTensors, formatNumber, logitsStats, unravel } from '../src/parity/compare.ts';
 import { GlobError, compileGlobs, matchKey, modelOrder } from '../src/parity/globs.ts';
-import { STAGE_TOLERANCES, toleranceFor } from '../src/parity/tolerances.ts';
+import { DEFAULT_TOLERANCE, STAGE_TOLERANCES, toleranceFor } from '../src/parity/tolerances.ts';
 import { SafetensorsError, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
-import { goldenDir } from './helpers/paths.ts';
+import { goldenDir, repoRoot } from './helpers/paths.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'compare-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -85,6 +85,18 @@ describe('tolerances', () => {
     expect(toleranceFor('something.else').stage).toBe('other');
     expect(toleranceFor('vpm.norm', { rtol: 0.5 })).toMatchObject({ rtol: 0.5, atol: 1e-4, overridden: true });
     expect(new Set(STAGE_TOLERANCES.map((s) => s.stage)).size).toBe(STAGE_TOLERANCES.length);
+  });
+
+  it('docs/tolerances.md states the same table as the code', () => {
+    const doc = fs.readFileSync(path.join(repoRoot, 'docs', 'tolerances.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Per-stage defaults'), doc.indexOf('Why these numbers'));
+    const rows = section.split('\n').filter((l) => /^\| [a-z]/.test(l) && !l.startsWith('| stage'))
+      .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+    const fromCode = [...STAGE_TOLERANCES, DEFAULT_TOLERANCE].map((s) => [s.stage, s.rtol, s.atol]);
+    expect(rows.map(([stage, , rtol, atol]) => [stage, Number(rtol), Number(atol)])).toEqual(fromCode);
+    for (const [i, s] of STAGE_TOLERANCES.entries()) {
+      expect(rows[i][1].replace(/`/g, '').split(/,\s*/).join(',')).toBe(s.keys);
+    }
   });
 });
 
