@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
 const INPUT_ERRORS = new Set([
   'UsageError', 'InputError', 'SafetensorsError', 'CheckpointError', 'ConfigError', 'LoaderError', 'ImageError',
   'TokenizerError', 'BackendError', 'PromptError', 'GenerationError', 'CompareError', 'HookError', 'ConvertError',
+  'WeightsError', 'ParamError', 'GlobError',
 ]);
 
 export function isInputError(e: unknown): e is Error {

@@ -18,6 +18,10 @@
 // decode with `skipRescale`, drop tRNS, and do the conversion below.
 // Pillow checks the CRC of every chunk before the first IDAT (ChunkStream.crc) but not of IDAT or later
 // chunks; we do the same and tell pngjs not to check.
+// We inflate the IDAT stream ourselves: pngjs 7.0.0's synchronous inflate (lib/sync-inflate.js) does not
+// see zlib errors on current Node and returns uninitialised memory for corrupt data. pngjs then gets the
+// checked scanlines re-wrapped in a stored (level 0) zlib stream, which costs a copy, not a compression.
+import zlib from 'node:zlib';
 import pngjs from 'pngjs';
 import { ImageError, type RgbImage, checkImageSize } from './types.ts';
 
@@ -111,6 +115,38 @@ function chunkBytes(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+
+/** Bytes of filtered scanline data the header implies (filter byte + packed samples per row, per pass). */
+function scanlineBytes({ width, height, depth, colorType, interlace }: PngHeader): number {
+  const passes = interlace ? ADAM7 : [[0, 0, 1, 1]];
+  let total = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const w = Math.ceil((width - x0) / dx), h = Math.ceil((height - y0) / dy);
+    if (w > 0 && h > 0) total += h * (1 + Math.ceil((w * CHANNELS[colorType] * depth) / 8));
+  }
+  return total;
+}
+
+/** Inflates the IDAT data and returns it as a stored zlib stream of exactly the needed length. */
+function inflateScanlines(header: PngHeader, idat: Uint8Array[], source: string): Uint8Array {
+  const need = scanlineBytes(header);
+  let raw: Buffer;
+  try {
+    // Z_SYNC_FLUSH: like Pillow's ZipDecode, a stream that stops after the last scanline is fine.
+    // Data beyond what the header implies is ignored (Pillow stops reading there); the output cap
+    // keeps a tiny zlib bomb from inflating without bound.
+    raw = zlib.inflateSync(Buffer.concat(idat), { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: need + (1 << 20) });
+  } catch (e) {
+    throw new ImageError(`${source}: corrupt PNG image data (zlib: ${(e as Error).message})`);
+  }
+  if (raw.length < need) {
+    throw new ImageError(`${source}: truncated PNG image data (${raw.length} of ${need} scanline bytes)`);
+  }
+  return zlib.deflateSync(raw.subarray(0, need), { level: 0 });
+}
+
 export function decodePng(bytes: Uint8Array, source: string): RgbImage {
   const { header, chunks } = readChunks(bytes, source);
   const { width, height, depth, colorType } = header;
@@ -126,7 +162,7 @@ export function decodePng(bytes: Uint8Array, source: string): RgbImage {
     full.set(plte.data);
     parts.push(chunkBytes('PLTE', full));
   }
-  for (const c of idat) parts.push(chunkBytes('IDAT', c.data));
+  parts.push(chunkBytes('IDAT', inflateScanlines(header, idat.map((c) => c.data), source)));
   parts.push(chunkBytes('IEND', new Uint8Array(0)));
 
   let decoded: { data: Uint8Array | Uint16Array };
@@ -140,15 +176,15 @@ export function decodePng(bytes: Uint8Array, source: string): RgbImage {
   const n = width * height;
   if (rgba.length !== n * 4) throw new ImageError(`${source}: corrupt PNG image data (decoded ${rgba.length / 4} of ${n} pixels)`);
   const out = new Uint8Array(n * 3);
-  // Per-sample map from pngjs's value to Pillow's 8-bit RGB value.
-  let map: (v: number) => number;
-  if (colorType === 3 || depth === 8) map = (v) => v;
-  else if (depth === 16) map = colorType === 0 ? (v) => (v > 255 ? 255 : v) : (v) => v >> 8;
-  else map = (v) => v * (255 / ((1 << depth) - 1)); // 1,2,4-bit gray: x255, x0x55, x0x11 (exact integers)
-  for (let i = 0; i < n; i++) {
-    out[i * 3] = map(rgba[i * 4]);
-    out[i * 3 + 1] = map(rgba[i * 4 + 1]);
-    out[i * 3 + 2] = map(rgba[i * 4 + 2]);
+  // pngjs value -> Pillow's 8-bit value, per the table at the top of this file.
+  const clip16 = depth === 16 && colorType === 0; // mode I -> RGB clips
+  const high16 = depth === 16 && colorType !== 0; // ;16B rawmodes keep the high byte
+  const gain = depth < 8 && colorType !== 3 ? 255 / ((1 << depth) - 1) : 1; // 255, 0x55, 0x11: exact
+  for (let i = 0, j = 0; j < out.length; i += 4, j += 3) {
+    for (let c = 0; c < 3; c++) {
+      const v = rgba[i + c];
+      out[j + c] = clip16 ? (v > 255 ? 255 : v) : high16 ? v >> 8 : v * gain;
+    }
   }
   return { width, height, data: out };
 }

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /** x [..., in] -> [..., out]. */
-export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
+export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   const x2 = x.reshape([-1, inDim]) as tf.Tensor2D;

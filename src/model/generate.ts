@@ -16,6 +16,20 @@ export interface CommonOptions {
   eosId: number;
   /** Called with each new token id as it is chosen (greedy and sampling). */
   onToken?: (id: number) => void;
+  /** Filled with wall times when given. */
+  stats?: GenerationStats;
+}
+
+export interface GenerationStats {
+  prefillMs: number;
+  prefillTokens: number;
+  decodeMs: number;
+  /** Decoder steps after the prefill (beam search runs all beams per step). */
+  decodeSteps: number;
+}
+
+export function newStats(): GenerationStats {
+  return { prefillMs: 0, prefillTokens: 0, decodeMs: 0, decodeSteps: 0 };
 }
 
 export interface BeamOptions extends CommonOptions {
@@ -90,12 +104,17 @@ export function topK(values: Float32Array, k: number): { index: number; value: n
 }
 
 /** Runs the prompt through the decoder with a fresh cache; returns the cache and the last logits row. */
-function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D) {
+function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D, stats?: GenerationStats) {
   const cache = llm.newCache();
   try {
+    const t0 = performance.now();
     const logits = llm.forward(embeds, { cache, logits: 'last' });
     const row = logits.dataSync() as Float32Array;
     logits.dispose();
+    if (stats) {
+      stats.prefillMs += performance.now() - t0;
+      stats.prefillTokens += embeds.shape[1];
+    }
     return { cache, row };
   } catch (e) {
     cache.dispose();
@@ -103,19 +122,24 @@ function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D) {
   }
 }
 
-function step(llm: MiniCPMLlm, ids: number[], cache: ReturnType<MiniCPMLlm['newCache']>): Float32Array {
+function step(llm: MiniCPMLlm, ids: number[], cache: ReturnType<MiniCPMLlm['newCache']>, stats?: GenerationStats): Float32Array {
+  const t0 = performance.now();
   const x = tf.tidy(() => llm.embed(ids).reshape([ids.length, 1, -1]) as tf.Tensor3D);
   const logits = llm.forward(x, { cache, logits: 'last' });
   x.dispose();
   const rows = logits.dataSync() as Float32Array;
   logits.dispose();
+  if (stats) {
+    stats.decodeMs += performance.now() - t0;
+    stats.decodeSteps += 1;
+  }
   return rows;
 }
 
 /** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
 export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
   checkCommon(o);
-  const { cache, row: first } = prefill(llm, embeds);
+  const { cache, row: first } = prefill(llm, embeds, o.stats);
   const out: number[] = [];
   try {
     let row = first;
@@ -125,7 +149,7 @@ export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): 
       out.push(id);
       o.onToken?.(id);
       if (id === o.eosId || out.length >= o.maxNewTokens) break;
-      row = step(llm, [id], cache);
+      row = step(llm, [id], cache, o.stats);
     }
     return out;
   } finally {
@@ -175,7 +199,7 @@ export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): 
   checkCommon(o);
   checkSampling(o);
   const rand = mulberry32(o.seed);
-  const { cache, row: first } = prefill(llm, embeds);
+  const { cache, row: first } = prefill(llm, embeds, o.stats);
   const out: number[] = [];
   try {
     let row = first;
@@ -185,7 +209,7 @@ export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): 
       out.push(id);
       o.onToken?.(id);
       if (id === o.eosId || out.length >= o.maxNewTokens) break;
-      row = step(llm, [id], cache);
+      row = step(llm, [id], cache, o.stats);
     }
     return out;
   } finally {
@@ -208,7 +232,7 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
   if (!Number.isInteger(nb) || nb < 1) throw new GenerationError(`num_beams must be a positive integer, got ${nb}`);
   if (!(o.repetitionPenalty > 0)) throw new GenerationError(`repetition_penalty must be > 0, got ${o.repetitionPenalty}`);
   const lp = o.lengthPenalty ?? 1;
-  const { cache: single, row: first } = prefill(llm, embeds);
+  const { cache: single, row: first } = prefill(llm, embeds, o.stats);
   const V = first.length;
   const cache = single.tile(nb);
   single.dispose();
@@ -252,7 +276,7 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
         break;
       }
       cache.select(next.map((n) => n.beam));
-      const out = step(llm, next.map((n) => n.token), cache);
+      const out = step(llm, next.map((n) => n.token), cache, o.stats);
       rows = Array.from({ length: nb }, (_, b) => out.subarray(b * V, (b + 1) * V));
     }
     finished.sort((a, b) => b.score - a.score);

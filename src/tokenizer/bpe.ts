@@ -6,7 +6,7 @@
 // Strings here are JS (UTF-16) strings; sentencepiece works on UTF-8 bytes. Lengths differ but every decision
 // (prefix matches, merge order, stale-entry checks) depends only on which characters a symbol covers.
 import { TokenizerError } from './errors.ts';
-import { ModelType, PieceType, type SentencePieceModel } from './sentencepiece_model.ts';
+import { ModelType, PieceType, TRAINER_DEFAULTS, type SentencePieceModel } from './sentencepiece_model.ts';
 
 /** U+2581 LOWER ONE EIGHTH BLOCK: sentencepiece's escaped space (`kSpaceSymbol`). */
 export const WS = '\u2581';
@@ -148,7 +148,7 @@ export class SentencePieceBpe {
     const bad = (why: string): never => { throw new TokenizerError(`${src}: ${why}`); };
     if (model.trainer.modelType !== ModelType.BPE)
       bad(`model_type is ${model.trainer.modelType}, only BPE (2) is implemented`);
-    if (model.normalizer.precompiledCharsmapBytes > 0 || model.denormalizerCharsmapBytes > 0)
+    if ((model.normalizer.precompiledCharsmapBytes ?? 0) > 0 || (model.denormalizerCharsmapBytes ?? 0) > 0)
       bad(`normalizer '${model.normalizer.name}' has a precompiled charsmap; only identity normalization is implemented`);
     if (model.trainer.treatWhitespaceAsSuffix) bad('treat_whitespace_as_suffix is not implemented');
     this.model = model;
@@ -377,7 +377,7 @@ export class SentencePieceBpe {
       bosWsSeen = false;
       if (this.types[id] === PieceType.CONTROL) continue; // <s>, </s>: invisible
       if (this.types[id] === PieceType.UNKNOWN) {
-        text += piece === this.pieces[id] ? this.model.trainer.unkSurface : piece;
+        text += piece === this.pieces[id] ? this.model.trainer.unkSurface ?? TRAINER_DEFAULTS.unkSurface : piece;
         continue;
       }
       // subtle: only models with a dummy prefix (or whitespace removal) drop the first piece's leading "▁".

@@ -11,18 +11,20 @@ export interface SentencePieceModel {
   pieces: { piece: string; score: number; type: number }[];
   trainer: {
     modelType: number; byteFallback: boolean; unkId: number; bosId: number; eosId: number; padId: number;
-    unkPiece: string; bosPiece: string; eosPiece: string; padPiece: string;
+    // The fields below are optional so that a model can be built by hand from the fields above; the parser always
+    // fills them, and readers fall back to the proto defaults (TRAINER_DEFAULTS).
+    unkPiece?: string; bosPiece?: string; eosPiece?: string; padPiece?: string;
     /** Text that sentencepiece's decoder prints for `<unk>` (default " \u2047 "). */
-    unkSurface: string;
-    treatWhitespaceAsSuffix: boolean;
+    unkSurface?: string;
+    treatWhitespaceAsSuffix?: boolean;
   };
   normalizer: {
     name: string; addDummyPrefix: boolean; removeExtraWhitespaces: boolean; escapeWhitespaces: boolean;
-    /** Byte length of `precompiled_charsmap`; 0 means no character normalization (identity). */
-    precompiledCharsmapBytes: number;
+    /** Byte length of `precompiled_charsmap`; 0 (or absent) means no character normalization (identity). */
+    precompiledCharsmapBytes?: number;
   };
-  /** Byte length of the denormalizer's charsmap (0 when absent). */
-  denormalizerCharsmapBytes: number;
+  /** Byte length of the denormalizer's charsmap (0 or absent: none). */
+  denormalizerCharsmapBytes?: number;
   /** Where the bytes came from, for error messages. */
   source?: string;
 }
@@ -119,13 +121,15 @@ function parsePiece(r: Reader): { piece: string; score: number; type: number } {
   return p;
 }
 
+/** The proto's `[default = ...]` values of the TrainerSpec fields read here. */
+export const TRAINER_DEFAULTS = {
+  modelType: ModelType.UNIGRAM as number, byteFallback: false, unkId: 0, bosId: 1, eosId: 2, padId: -1,
+  unkPiece: '<unk>', bosPiece: '<s>', eosPiece: '</s>', padPiece: '<pad>', unkSurface: ' \u2047 ',
+  treatWhitespaceAsSuffix: false,
+};
+
 function parseTrainer(r: Reader): SentencePieceModel['trainer'] {
-  // Defaults are the proto's `[default = ...]` values.
-  const t: SentencePieceModel['trainer'] = {
-    modelType: ModelType.UNIGRAM, byteFallback: false, unkId: 0, bosId: 1, eosId: 2, padId: -1,
-    unkPiece: '<unk>', bosPiece: '<s>', eosPiece: '</s>', padPiece: '<pad>', unkSurface: ' \u2047 ',
-    treatWhitespaceAsSuffix: false,
-  };
+  const t = { ...TRAINER_DEFAULTS };
   while (!r.done()) {
     const [f, w] = r.tag();
     const v = (want: number) => expectWire(r, w, want, `TrainerSpec.${f}`);
@@ -186,7 +190,7 @@ export function parseSentencePieceModel(bytes: Uint8Array, source = '<bytes>'): 
     if (f === 1) pieces.push(parsePiece(r.sub(r.lengthDelimited())));
     else if (f === 2) trainer = parseTrainer(r.sub(r.lengthDelimited()));
     else if (f === 3) normalizer = parseNormalizer(r.sub(r.lengthDelimited()));
-    else if (f === 5) denormalizerCharsmapBytes = parseNormalizer(r.sub(r.lengthDelimited())).precompiledCharsmapBytes;
+    else if (f === 5) denormalizerCharsmapBytes = parseNormalizer(r.sub(r.lengthDelimited())).precompiledCharsmapBytes ?? 0;
     else r.skip(w);
   }
   if (pieces.length === 0) fail('no pieces');

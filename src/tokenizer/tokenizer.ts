@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { SentencePieceBpe } from './bpe.ts';
 import { TokenizerError } from './errors.ts';
-import { parseSentencePieceModel, type SentencePieceModel } from './sentencepiece_model.ts';
+import { parseSentencePieceModel, TRAINER_DEFAULTS, type SentencePieceModel } from './sentencepiece_model.ts';
 
 export { TokenizerError } from './errors.ts';
 
@@ -35,9 +35,10 @@ export class MiniCPMTokenizer {
     this.vocabSize = sp.size;
     this.unkId = sp.unkId;
     // sentencepiece bos_id()/eos_id(): the id of trainer_spec's bos/eos piece when it is a control piece, else -1.
-    this.bosId = sp.controlId(t.bosPiece);
-    this.eosId = sp.controlId(t.eosPiece);
-    const defaults = [sp.idToPiece(sp.unkId), t.bosPiece, t.eosPiece, ...WRAPPER_SPECIAL_TOKENS];
+    const bosPiece = t.bosPiece ?? TRAINER_DEFAULTS.bosPiece, eosPiece = t.eosPiece ?? TRAINER_DEFAULTS.eosPiece;
+    this.bosId = sp.controlId(bosPiece);
+    this.eosId = sp.controlId(eosPiece);
+    const defaults = [sp.idToPiece(sp.unkId), bosPiece, eosPiece, ...WRAPPER_SPECIAL_TOKENS];
     this.specialTokens = [...new Set(opts.specialTokens ?? defaults)];
     for (const s of this.specialTokens) {
       const id = s.length > 0 ? sp.lookup(s) : undefined;

@@ -1,0 +1,124 @@
+// `minicpmv chat`: one question (or a conversation) about one image.
+import readline from 'node:readline';
+import { bool, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
+import { InputError, type Command, type CommandIO } from '../command.ts';
+import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
+import { loadImage } from '../../image/decode.ts';
+import { ChatSession, ORIGINAL_DEFAULTS, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { isBundledModel, loadTokenizer } from '../../model/load.ts';
+
+/** The bundled random model would run to 2048 tokens without meeting EOS; keep its demo short. */
+const BUNDLED_MAX_NEW_TOKENS = 48;
+
+const flags: FlagSpecs = {
+  ...MODEL_FLAG,
+  image: { type: 'string', metavar: 'FILE', help: 'image file (PNG or JPEG)' },
+  prompt: { type: 'string', metavar: 'TEXT', help: 'the question' },
+  msgs: { type: 'string', metavar: 'FILE.json', help: 'a conversation: JSON list of {role, content}; the image goes to the first user message' },
+  decode: { type: 'string', choices: ['beam', 'greedy', 'sample'], default: 'beam', help: 'decoding; beam is the original default' },
+  beams: { type: 'int', metavar: 'N', help: `beam count (default ${ORIGINAL_DEFAULTS.numBeams})` },
+  'repetition-penalty': { type: 'number', metavar: 'X', help: `penalty on generated ids (default ${ORIGINAL_DEFAULTS.repetitionPenalty} for beam, none otherwise)` },
+  temperature: { type: 'number', metavar: 'T', help: `sampling temperature (default ${ORIGINAL_DEFAULTS.temperature})` },
+  'top-p': { type: 'number', metavar: 'P', help: `nucleus sampling mass in (0,1] (default ${ORIGINAL_DEFAULTS.topP})` },
+  'top-k': { type: 'int', metavar: 'K', help: `keep the K most likely tokens, 0 = all (default ${ORIGINAL_DEFAULTS.topK})` },
+  seed: { type: 'int', metavar: 'N', help: 'sampling seed (default 0)' },
+  'max-new-tokens': { type: 'int', metavar: 'N', help: `new-token limit (default ${ORIGINAL_DEFAULTS.maxNewTokens}; ${BUNDLED_MAX_NEW_TOKENS} with the bundled tiny model)` },
+  json: { type: 'boolean', help: 'print {answer, tokens, timings} as JSON (tokens: generated ids before clean-up)' },
+  interactive: { type: 'boolean', short: 'i', help: 'keep the image and history, ask questions from stdin' },
+  ...BACKEND_FLAG,
+};
+
+function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {
+  const mode = str(p, 'decode') as DecodeMode;
+  const sampling = ['temperature', 'top-p', 'top-k', 'seed'].filter((k) => p.flags[k] !== undefined);
+  if (mode !== 'sample' && sampling.length) throw new UsageError(`--${sampling[0]} only applies to --decode sample`);
+  if (mode !== 'beam' && p.flags.beams !== undefined) throw new UsageError('--beams only applies to --decode beam');
+  const o: AskOptions = {
+    mode,
+    maxNewTokens: num(p, 'max-new-tokens') ?? (bundled ? BUNDLED_MAX_NEW_TOKENS : ORIGINAL_DEFAULTS.maxNewTokens),
+    numBeams: num(p, 'beams'), repetitionPenalty: num(p, 'repetition-penalty'),
+    temperature: num(p, 'temperature'), topP: num(p, 'top-p'), topK: num(p, 'top-k'), seed: num(p, 'seed'),
+  };
+  if (o.maxNewTokens! <= 0) throw new UsageError(`--max-new-tokens must be positive, got ${o.maxNewTokens}`);
+  if (o.numBeams !== undefined && o.numBeams < 1) throw new UsageError(`--beams must be at least 1, got ${o.numBeams}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new UsageError(`--repetition-penalty must be > 0, got ${o.repetitionPenalty}`);
+  if (o.temperature !== undefined && !(o.temperature > 0)) throw new UsageError(`--temperature must be > 0, got ${o.temperature}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${o.topP}`);
+  if (o.topK !== undefined && o.topK < 0) throw new UsageError(`--top-k must be >= 0, got ${o.topK}`);
+  return o;
+}
+
+function summary(io: CommandIO, r: ChatReply, loadMs: number): void {
+  const t = r.timings;
+  const parts = [
+    loadMs ? `load ${(loadMs / 1000).toFixed(2)} s` : '',
+    t.imageEncodeMs ? `image encode ${(t.imageEncodeMs / 1000).toFixed(2)} s` : '',
+    `prefill ${t.prefillTokens} tok at ${t.prefillTokPerS.toFixed(1)} tok/s`,
+    `decode ${t.decodeSteps} steps at ${t.decodeTokPerS.toFixed(2)} step/s`,
+    `peak RSS ${peakRssMiB().toFixed(0)} MiB`,
+  ].filter(Boolean);
+  io.err(`[${parts.join(' | ')}]`);
+  if (r.prompt.truncated) io.err(`note: the prompt had ${r.prompt.fullLength} tokens and was cut to the first 2048, as the original does`);
+}
+
+export const command: Command = {
+  name: 'chat',
+  summary: 'answer a question about an image',
+  usage: '--image FILE (--prompt TEXT | --msgs FILE.json) [--model DIR] [--decode beam|greedy|sample] [...]',
+  flags,
+  details: [
+    'examples:',
+    '  minicpmv chat --image examples/cat.png --prompt "What is in the image?"',
+    '  minicpmv chat --model ~/MiniCPM-V --image photo.jpg --prompt "Describe it." --decode greedy',
+    '  minicpmv chat --image photo.jpg -i          # interactive: one question per line',
+  ].join('\n'),
+  async run(argv, io) {
+    const p = parseArgs(argv, flags);
+    const image = str(p, 'image');
+    if (!image) throw new UsageError('--image FILE is required');
+    const prompt = str(p, 'prompt'), msgsFile = str(p, 'msgs');
+    if (prompt !== undefined && msgsFile !== undefined) throw new UsageError('give either --prompt or --msgs, not both');
+    if (bool(p, 'interactive') && bool(p, 'json')) throw new UsageError('--interactive and --json cannot be combined');
+    if (!bool(p, 'interactive') && prompt === undefined && msgsFile === undefined) throw new UsageError('--prompt TEXT or --msgs FILE.json is required (or -i)');
+    if (prompt !== undefined && prompt.trim() === '') throw new UsageError('--prompt is empty');
+    const dir = modelDir(str(p, 'model'));
+    const opts = decodeOptions(p, isBundledModel(dir));
+    const msgs: ChatMessage[] | undefined = msgsFile ? readMsgs(msgsFile) : prompt !== undefined ? [{ role: 'user', content: prompt }] : undefined;
+    // Read the inputs before the (slow) weights, so a typo fails at once.
+    const img = loadImage(image);
+    const tokenizer = loadTokenizer(dir);
+    await startBackend(io, str(p, 'backend'), bool(p, 'json'));
+    const { model, ms: loadMs } = loadWithProgress(io, dir);
+    const session = new ChatSession(model, tokenizer, img);
+    const json = bool(p, 'json');
+    const streams = !json && opts.mode !== 'beam';
+    const ask = (m: ChatMessage[]): ChatReply => {
+      const r = session.reply(m, { ...opts, onText: streams ? (d) => process.stdout.write(d) : undefined });
+      if (json) io.out(JSON.stringify({ answer: r.answer, tokens: r.tokens, timings: { loadMs, ...r.timings, peakRssMiB: peakRssMiB() } }));
+      else if (streams) process.stdout.write('\n');
+      else io.out(r.answer);
+      return r;
+    };
+    try {
+      if (msgs) summary(io, ask(msgs), loadMs);
+      if (!bool(p, 'interactive')) return 0;
+      const rl = readline.createInterface({ input: process.stdin, terminal: false });
+      if (io.isTTY) io.err('interactive: type a question and press Enter; an empty line or Ctrl-D ends.');
+      for await (const line of rl) {
+        if (line.trim() === '') break;
+        try {
+          summary(io, ask([...session.history, { role: 'user', content: line }]), 0);
+        } catch (e) {
+          if (e instanceof Error && e.name === 'PromptError') io.err(`minicpmv chat: ${e.message}`);
+          else throw e;
+        }
+      }
+      return 0;
+    } finally {
+      session.dispose();
+      model.dispose();
+    }
+  },
+};
+
+export { InputError };
