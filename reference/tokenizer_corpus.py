@@ -266,6 +266,17 @@ def decode_cases(sp, rng, n):
     return cases
 
 
+def sp_decode_cases(sp, rng, n):
+    """sp.decode(pieces) itself on random piece lists, with pieces HF never passes (control, <unk>, non-pieces)."""
+    extra = ["<unk>", "<s>", "</s>", "not-a-piece", WS, WS + WS + "x", "<0x41>", "<0xE4>", "<0xB8>", "<0xAD>"]
+    cases = []
+    for _ in range(n):
+        pieces = [rng.choice(extra) if rng.random() < 0.4 else sp.id_to_piece(rng.randrange(sp.get_piece_size()))
+                  for _ in range(rng.randint(1, 8))]
+        cases.append({"pieces": pieces, "decoded": sp.decode(pieces)})
+    return cases
+
+
 def train_tiny(prefix, **kw):
     """Trains on prose, Chinese and code only; characters outside that are unknown (or byte fallback)."""
     rng = random.Random(SEED + 2)
@@ -307,6 +318,7 @@ def main():
         "versions": {"python": sys.version.split()[0], "sentencepiece": spm.__version__},
         "tokenizer_model_sha256": sha, "n_lines": len(lines), "lines": lines,
         "decode_cases": decode_cases(sp, rng, 150),
+        "sp_decode_cases": sp_decode_cases(sp, rng, 60),
     }
     write_json(os.path.join(OUT, "corpus_ids.json"), doc)
 
@@ -324,7 +336,7 @@ def main():
         for e in entries:
             e["decoded"] = hf_decode_436(tsp, e["ids"])
         tiny.append({"model": name + ".model", "settings": settings, "lines": entries,
-                     "decode_cases": decode_cases(tsp, rng, 60)})
+                     "decode_cases": decode_cases(tsp, rng, 60), "sp_decode_cases": sp_decode_cases(tsp, rng, 60)})
     write_json(os.path.join(OUT, "tiny_models.json"),
                {"what": "ids/decodes of every 7th corpus line under tiny BPE models trained by this script",
                 "generated_by": "reference/tokenizer_corpus.py", "seed": SEED, "models": tiny})

@@ -15,6 +15,15 @@ const readJson = (p: string) => JSON.parse(fs.readFileSync(p, 'utf8'));
 
 interface Line { text: string; ids: number[]; decoded?: string }
 interface DecodeCase { ids: number[]; decoded: string }
+interface SpDecodeCase { pieces: string[]; decoded: string }
+
+/** sentencepiece's own decode of piece lists, including control, <unk> and non-pieces. */
+function expectSpDecoded(modelPath: string, cases: SpDecodeCase[], what: string): void {
+  const bpe = new SentencePieceBpe(parseSentencePieceModel(fs.readFileSync(modelPath), modelPath));
+  const bad = cases.filter((c) => bpe.decodePieces(c.pieces) !== c.decoded)
+    .map((c) => `${JSON.stringify(c.pieces)}: got ${JSON.stringify(bpe.decodePieces(c.pieces))}, expected ${JSON.stringify(c.decoded)}`);
+  expect(bad.length, `${what}: ${bad.length} of ${cases.length} differ\n${bad.slice(0, 5).join('\n')}`).toBe(0);
+}
 
 /** Compares every line; on failure reports how many differ and the first few with their first differing index. */
 function expectAllEncoded(tok: MiniCPMTokenizer, lines: Line[], what: string): void {
@@ -103,7 +112,9 @@ describe.skipIf(!hasShared('reference', 'tokenizer.model'))('real MiniCPM-V toke
   });
 
   it('decodes random id sequences like transformers 4.36 + sentencepiece (broken UTF-8 -> U+FFFD per byte)', () => {
-    expectAllDecoded(tok, readJson(path.join(FIX, 'corpus_ids.json')).decode_cases, 'decode cases');
+    const corpus = readJson(path.join(FIX, 'corpus_ids.json'));
+    expectAllDecoded(tok, corpus.decode_cases, 'decode cases');
+    expectSpDecoded(REAL_MODEL, corpus.sp_decode_cases, 'sp.decode cases');
     expect(tok.decode([1329, 1250])).toBe('\ufffd\ufffd'); // first two bytes of a 4-byte character
     expect(tok.decode([1329, 1250, 1220, 1218])).toBe('𡃁');
   });
@@ -152,7 +163,7 @@ describe.skipIf(!hasShared('reference', 'tokenizer.model'))('real MiniCPM-V toke
 });
 
 describe('tiny BPE models trained by reference/tokenizer_corpus.py (no shared data needed)', () => {
-  interface TinyModel { model: string; lines: Line[]; decode_cases: DecodeCase[] }
+  interface TinyModel { model: string; lines: Line[]; decode_cases: DecodeCase[]; sp_decode_cases: SpDecodeCase[] }
   const models: TinyModel[] = readJson(path.join(FIX, 'tiny_models.json')).models;
   it.each(models.map((m) => m.model))('%s: ids and 4.36 decodes match sentencepiece', (name: string) => {
     const m = models.find((x) => x.model === name)!;
@@ -161,6 +172,7 @@ describe('tiny BPE models trained by reference/tokenizer_corpus.py (no shared da
     expectAllEncoded(tok, m.lines, name);
     expectAllDecoded(tok, m.lines.map((l) => ({ ids: l.ids, decoded: l.decoded! })), name);
     expectAllDecoded(tok, m.decode_cases, `${name} decode cases`);
+    expectSpDecoded(path.join(FIX, name), m.sp_decode_cases, `${name} sp.decode cases`);
   });
 });
 
@@ -253,6 +265,17 @@ describe('bad input gives a TokenizerError with a clear message', () => {
     bad(handModel({ trainer: pb.int(35, 1) }), /not all 256 byte pieces/);
     bad(handModel({ extraPieces: [pb.piece('<unk2>', 0, 2)] }), /two unknown pieces/);
     expect(() => MiniCPMTokenizer.fromModel(good, { specialTokens: ['<point>'] })).toThrow(/"<point>" is not a piece/);
+    // A model built by hand with only the fields of the documented interface.
+    const minimal: SentencePieceModel = {
+      pieces: good.pieces,
+      trainer: { modelType: 2, byteFallback: false, unkId: 0, bosId: 1, eosId: 2, padId: -1 },
+      normalizer: { name: 'identity', addDummyPrefix: false, removeExtraWhitespaces: false, escapeWhitespaces: true },
+    };
+    expect(MiniCPMTokenizer.fromModel(minimal).encode('ab a</s>')).toEqual([1, 13, 14, 11, 2]);
+    // 4.36 legacy: the space goes before the text that precedes a special token (cf. golden "<s><s> x</s>").
+    expect(MiniCPMTokenizer.fromModel(minimal).decode([1, 13, 14, 0, 2])).toBe('<s> ab <unk></s>');
+    expect(() => MiniCPMTokenizer.fromModel({ ...minimal, normalizer: { ...minimal.normalizer, precompiledCharsmapBytes: 9 } }))
+      .toThrow(/<model>: normalizer 'identity' has a precompiled charsmap/);
   });
 
   it('bad ids and bad text', () => {
