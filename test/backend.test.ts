@@ -26,7 +26,8 @@ function maxRelErr(a: Float32Array, e: Float32Array): { err: number; at: number 
 }
 
 const native = nativeAvailable();
-const expectNative = process.env.MINICPMV_EXPECT_NATIVE === '1';
+// CI (CI=true) must run on the native backend: a silent fall back to cpu fails the suite there.
+const expectNative = process.env.CI === 'true' || process.env.MINICPMV_EXPECT_NATIVE === '1';
 
 describe('backend selection', () => {
   it('cpu always loads', async () => {

@@ -23,7 +23,8 @@ export class Resampler {
     const D = cfg.embedDim, Q = cfg.numQueries;
     this.p.get('query', [Q, D]);
     this.p.get('pos_embed', [Q, D]);
-    this.p.get('kv_proj.weight', [D, cfg.kvDim]);
+    // resampler.py: kv_proj is nn.Identity when kv_dim == embed_dim (no weight in the checkpoint).
+    if (cfg.kvDim !== D) this.p.get('kv_proj.weight', [D, cfg.kvDim]);
     this.p.get('attn.in_proj_weight', [3 * D, D]);
     this.p.get('proj', [D, D]);
   }
@@ -52,7 +53,8 @@ export class Resampler {
       if (B !== 1) throw new Error('resampler: one image at a time (batch 1)');
       const posK = this.keyPosFor(L);
       const kv = hooks.emit('resampler.ln_kv', layerNorm(
-        hooks.emit('resampler.kv_proj', linear(x, p.get('kv_proj.weight'))), p.get('ln_kv.weight'), p.get('ln_kv.bias'), eps,
+        hooks.emit('resampler.kv_proj', this.cfg.kvDim === D ? x : linear(x, p.get('kv_proj.weight'))),
+        p.get('ln_kv.weight'), p.get('ln_kv.bias'), eps,
       )).reshape([L, D]);
       const q = hooks.emit('resampler.ln_q', layerNorm(p.get('query'), p.get('ln_q.weight'), p.get('ln_q.bias'), eps));
 
