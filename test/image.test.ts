@@ -176,9 +176,17 @@ describe('bad input is an ImageError naming the file', () => {
     expectImageError(() => decodeImage(png(MAX_DECODE_PIXELS / 10, 10, 8, 0), 'ok.png'), /ok\.png: truncated PNG \(no IDAT chunk\)/);
   });
 
-  it.each([0.5, 0.9])('truncated JPEG (cut at %s)', (frac) => {
+  // Pillow: "image file is truncated" for all of these, including a file that only lacks EOI.
+  it.each([0.5, 0.9, -2])('truncated JPEG (cut at %s)', (cut) => {
     const b = read('pil_420_progressive.jpg');
-    expectImageError(() => decodeImage(b.subarray(0, Math.floor(b.length * frac)), 'cut.jpg'), /cut\.jpg: truncated JPEG/);
+    const n = cut < 0 ? b.length + cut : Math.floor(b.length * cut);
+    expectImageError(() => decodeImage(b.subarray(0, n), 'cut.jpg'), /cut\.jpg: truncated JPEG/);
+  });
+  it('bytes after EOI / IEND are ignored (as by Pillow)', () => {
+    const junk = Buffer.from('trailing bytes \xff\xd8\xff', 'latin1');
+    for (const f of ['pil_420.jpg', 'rgb8.png']) {
+      expect(decodeImage(Buffer.concat([read(f), junk])).data).toEqual(decodeImage(read(f)).data);
+    }
   });
   it('corrupt JPEG (invalid quantization table) is wrapped', () => {
     const b = read('jpegjs_444.jpg').slice();
@@ -204,6 +212,10 @@ describe('bad input is an ImageError naming the file', () => {
     const c = read('jpegjs_444.jpg').slice();
     c[segmentAt(c, 0xc0) + 4] = 12;
     expectImageError(() => decodeImage(c, 'p.jpg'), /p\.jpg: unsupported JPEG sample precision 12/);
+    const k = read('pil_cmyk.jpg');
+    const app14 = segmentAt(k, 0xee), len = 2 + ((k[app14 + 2] << 8) | k[app14 + 3]);
+    const noAdobe = Buffer.concat([k.subarray(0, app14), k.subarray(app14 + len)]);
+    expectImageError(() => decodeImage(noAdobe, 'k.jpg'), /k\.jpg: unsupported JPEG: 4-component \(CMYK\) image without an Adobe APP14 marker/);
   });
   it('random corruption and truncation: decodes or throws ImageError, nothing else', () => {
     let seed = 12345;

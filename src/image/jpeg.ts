@@ -100,6 +100,10 @@ export function decodeJpeg(bytes: Uint8Array, source: string): RgbImage {
   const info = readJpegInfo(bytes, source); // size checked here, before any pixel is decoded
   const { width: W, height: H } = info;
   const n3 = info.components.length === 3;
+  if (info.components.length === 4 && info.adobeTransform === null) {
+    // libjpeg reads this as plain CMYK; jpeg-js refuses 4 components without the Adobe marker.
+    throw new ImageError(`${source}: unsupported JPEG: 4-component (CMYK) image without an Adobe APP14 marker`);
+  }
   let input = bytes;
   if (n3 && info.adobeTransformOffset !== null && info.adobeTransform !== 0) {
     // jpeg-js converts colour whenever the Adobe transform flag is set; clear it to get raw planes.
