@@ -265,6 +265,16 @@ describe('bad input gives a TokenizerError with a clear message', () => {
     bad(handModel({ trainer: pb.int(35, 1) }), /not all 256 byte pieces/);
     bad(handModel({ extraPieces: [pb.piece('<unk2>', 0, 2)] }), /two unknown pieces/);
     expect(() => MiniCPMTokenizer.fromModel(good, { specialTokens: ['<point>'] })).toThrow(/"<point>" is not a piece/);
+    // UNUSED pieces are merged through and then split back (bpe_model.cc resegment); without byte fallback a run of
+    // unknown characters is one <unk>. Expected ids: sentencepiece 0.2.2 on these same model bytes.
+    const unused = parseSentencePieceModel(handModel({ extraPieces: [pb.piece('c', -5, 1), pb.piece('bc', -6, 5),
+      pb.piece('abc', -7, 1), pb.piece('bcd', -8, 1), pb.piece('d', -9, 1), pb.piece('cd', -10, 5)] }), 'unused.model');
+    const sp = new SentencePieceBpe(unused);
+    const spCases: [string, number[]][] = [['abc', [17]], ['bc', [12, 15]], ['bcd', [18]], ['cd', [15, 19]],
+      ['xbcdx', [0, 18, 0]], ['c d bcbc', [15, 14, 19, 14, 12, 15, 12, 15]], ['xyab', [0, 13]], ['x y', [0, 14, 0]]];
+    for (const [text, ids] of spCases) expect(sp.encode(text), text).toEqual(ids);
+    // sp.decode: <unk> prints unk_surface, an unknown piece prints as is (its U+2581 kept), <s> prints nothing.
+    expect(sp.decodePieces(['<unk>', 'a', 'xyz', '\u2581b', '<s>'])).toBe(' \u2047 axyz\u2581b');
     // A model built by hand with only the fields of the documented interface.
     const minimal: SentencePieceModel = {
       pieces: good.pieces,
