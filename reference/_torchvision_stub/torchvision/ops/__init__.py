@@ -1,0 +1,1 @@
+"""Stub of torchvision.ops (see ../__init__.py)."""
