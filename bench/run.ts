@@ -73,7 +73,7 @@ const lines: string[] = [
   `- model: ${path.relative(root, dir).startsWith('..') ? dir : path.relative(root, dir)}; ${reps} timed repetitions after a warm-up, medians`,
   `- versions: Node ${process.version}, @tensorflow/tfjs-core 4.22.0, TensorFlow C API ${(Object.values(results)[0] as Record<string, unknown>)?.tfVersion ?? '–'}; ` +
     `PyTorch ${pt.torch ?? '–'} (${threads} threads)`,
-  `- machine limits (same run): best fp32 matmul ${num(lim.matmulGflops, 1)} GFLOP/s (torch), ${num(lim.tfMatmulGflops, 1)} GFLOP/s (TF.js native); ` +
+  `- machine limits (same run): best fp32 matmul ${num(lim.matmulGflops, 1)} GFLOP/s (torch); ` +
     `triad bandwidth ${num(lim.triadGBs, 1)} GB/s; read bandwidth ${num(lim.readGBs, 1)} GB/s`,
   '',
   '| implementation | load s | load peak GiB | image encode s | prefill tok/s | decode ms/token | decode tok/s | peak RSS GiB |',

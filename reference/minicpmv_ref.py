@@ -607,7 +607,8 @@ def beam_search(llm: MiniCPMForCausalLM, inputs_embeds: torch.Tensor, max_new_to
         cand = (logp + scores[:, None]).reshape(-1)
         top_s, top_i = torch.topk(cand, 2 * num_beams)
         nxt: list[tuple[float, int, int]] = []
-        for rank, (s, i) in enumerate(zip(top_s.tolist(), top_i.tolist())):
+        sel = top_s.tolist()
+        for rank, (s, i) in enumerate(zip(sel, top_i.tolist())):
             b, t = divmod(i, V)
             if t == eos_id:
                 if rank < num_beams:
@@ -615,10 +616,9 @@ def beam_search(llm: MiniCPMForCausalLM, inputs_embeds: torch.Tensor, max_new_to
             else:
                 nxt.append((s, b, t))
             if len(nxt) == num_beams:
+                # diagnostic: score gap between the last candidate taken and the first one left out
+                gaps.append(sel[rank] - sel[rank + 1] if rank + 1 < len(sel) else float('inf'))
                 break
-        # margin between the last selected candidate and the first one not selected (diagnostic)
-        sel = top_s.tolist()
-        gaps.append(min(abs(sel[j] - sel[j + 1]) for j in range(len(sel) - 1)))
         if len(hyps) >= num_beams and min(h[0] for h in hyps) >= float(top_s.max()) / cur_len:
             done = True
         scores = torch.tensor([s for s, _, _ in nxt], dtype=torch.float32)
@@ -638,9 +638,10 @@ def beam_search(llm: MiniCPMForCausalLM, inputs_embeds: torch.Tensor, max_new_to
 
 
 def mulberry32(seed: int):
-    """Portable PRNG for `sample.ids`: exactly JavaScript's well-known mulberry32, u in [0,1) = uint32 / 2^32.
-        function mulberry32(a){return function(){a|=0;a=a+0x6D2B79F5|0;let t=Math.imul(a^a>>>15,1|a);
-          t=t+Math.imul(t^t>>>7,61|t)^t;return((t^t>>>14)>>>0)/4294967296;}}"""
+    """The project's portable PRNG for `sample.ids` (src/model/rng.ts): JavaScript's mulberry32,
+    u in [0,1) = uint32 / 2^32.
+        a = (a + 0x6d2b79f5) >>> 0; t = Math.imul(a ^ (a >>> 15), a | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296;"""
     M = 0xFFFFFFFF
     state = [seed & M]
 
@@ -649,54 +650,59 @@ def mulberry32(seed: int):
 
     def nxt() -> float:
         a = state[0] = (state[0] + 0x6D2B79F5) & M
-        t = imul(a ^ (a >> 15), 1 | a)
-        t = ((t + imul(t ^ (t >> 7), 61 | t)) & M) ^ t
+        t = imul(a ^ (a >> 15), a | 1)
+        t ^= (t + imul(t ^ (t >> 7), t | 61)) & M
         return ((t ^ (t >> 14)) & M) / 4294967296
     return nxt
 
 
-def sample_filter(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """transformers 4.36 warpers, in order temperature -> top-k -> top-p; returns fp32 probabilities [V]
-    with removed tokens at exactly 0."""
+def sample_step(logits: torch.Tensor, u: float, temperature: float, top_k: int, top_p: float):
+    """One sampling step. Filtering: transformers 4.36 warpers in order temperature -> top-k -> top-p, in fp32.
+    Draw (the project's portable rule, replacing torch.multinomial): weights w_i = exp(s_i - max s) in float64
+    over the kept tokens, x = u * sum(w); walk the kept tokens from the highest score down (ties: higher id
+    first), x -= w_i, return the first token where x <= 0.
+    Returns (token, margins): distance of x from the nearest walk boundary relative to sum(w); distance of the
+    top-p cut from 1 - top_p in cumulative probability; gap between the k-th and (k+1)-th scores."""
     s = logits.float() / temperature
     k = min(top_k, s.numel())
-    s = s.masked_fill(s < torch.topk(s, k).values[-1], float('-inf'))
-    sorted_s, order = torch.sort(s, descending=False)
-    cum = sorted_s.softmax(-1).cumsum(-1)
+    srt = torch.sort(s, descending=True).values
+    kth = srt[k - 1]
+    keep = s >= kth
+    asc, order = torch.sort(s.masked_fill(~keep, float('-inf')), descending=False)
+    cum = asc.softmax(-1).cumsum(-1)
     remove = cum <= (1 - top_p)
     remove[-1] = False  # min_tokens_to_keep = 1
-    s = s.masked_fill(remove.scatter(0, order, remove), float('-inf'))
-    return s.softmax(-1)
-
-
-def pick(probs: torch.Tensor, u: float) -> tuple[int, float]:
-    """Inverse CDF over kept tokens ordered by (prob desc, id asc), float64 running sum of the fp32 probs.
-    Returns the token and the distance of u from the nearest CDF boundary (robustness margin)."""
-    p = probs.double().numpy()
-    kept = [int(i) for i in np.nonzero(p > 0)[0]]
-    kept.sort(key=lambda i: (-p[i], i))
-    acc, prev = 0.0, 0.0
-    for i in kept:
-        prev, acc = acc, acc + p[i]
-        if u < acc:
-            return i, min(u - prev, acc - u)
-    return kept[-1], 0.0
+    keep &= ~remove.scatter(0, order, remove)
+    sd = s.double().numpy()
+    kept = sorted((int(i) for i in np.nonzero(keep.numpy())[0]), key=lambda i: (-sd[i], -i))
+    w = np.exp(sd[kept] - sd[kept[0]])
+    x = u * float(w.sum())
+    tok, margin = kept[-1], 0.0
+    for i, wi in zip(kept, w):
+        if x - wi <= 0:
+            tok, margin = i, min(x, wi - x) / float(w.sum())
+            break
+        x -= wi
+    finite = cum[torch.isfinite(asc)]
+    margins = {'u': float(margin), 'top_p': float((finite - (1 - top_p)).abs().min()),
+               'top_k': float(srt[k - 1] - srt[k]) if k < s.numel() else float('inf')}
+    return tok, margins
 
 
 @torch.no_grad()
 def sample(llm: MiniCPMForCausalLM, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_id: int, seed: int,
            temperature: float = 0.6, top_k: int = 100, top_p: float = 0.8):
-    """chat(sampling=True) defaults (SPEC 6), no repetition penalty; one mulberry32 draw per step replaces
-    torch.multinomial so that any language can reproduce the ids. Stops after eos (kept)."""
+    """chat(sampling=True) defaults (SPEC 6), no repetition penalty, one mulberry32 draw per step.
+    Stops after eos (kept). Returns ids and the smallest margins over all steps (see sample_step)."""
     rng = mulberry32(seed)
     cache = KVCache(llm.cfg.num_hidden_layers)
     logits = _step(llm, inputs_embeds, cache)
-    ids, margin = [], 1.0
+    ids, margins = [], {'u': 1.0, 'top_p': 1.0, 'top_k': float('inf')}
     for _ in range(max_new_tokens):
-        t, m = pick(sample_filter(logits[0], temperature, top_k, top_p), rng())
+        t, m = sample_step(logits[0], rng(), temperature, top_k, top_p)
         ids.append(t)
-        margin = min(margin, m)
+        margins = {k: min(v, m[k]) for k, v in margins.items()}
         if t == eos_id or len(ids) == max_new_tokens:
             break
         logits = _step(llm, llm.embed(torch.tensor([[t]])), cache)
-    return ids, {'u_margin_min': margin}
+    return ids, margins

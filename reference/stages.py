@@ -69,6 +69,8 @@ def run_reference(model: ref.MiniCPMV, pixel_values: torch.Tensor, input_ids: li
            'vpm.pos_embed_resampled': f32(ref.resample_vpm_pos_embed(model.vpm, (pixel_values.shape[2] // 14,
                                                                                    pixel_values.shape[3] // 14))),
            'inputs_embeds': f32(embeds), 'logits': f32(logits[:, pos]), 'logits.positions': i32(pos), **st}
+    if new_tokens <= 0:
+        return out, {}
     eos = cfg.eos_token_id
     g, tk_ids, tk_vals = ref.greedy(model.llm, embeds, new_tokens, eos)
     b, binfo = ref.beam_search(model.llm, embeds, new_tokens, eos)
