@@ -17,11 +17,12 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
 const INPUT_ERRORS = new Set([
   'UsageError', 'InputError', 'SafetensorsError', 'CheckpointError', 'ConfigError', 'LoaderError', 'ImageError',
   'TokenizerError', 'BackendError', 'PromptError', 'GenerationError', 'CompareError', 'HookError', 'ConvertError',
-  'WeightsError', 'ParamError', 'GlobError',
+  'WeightsError', 'ParamError', 'GlobError', 'ModelDirError', 'ModelLoadError',
 ]);
 
 export function isInputError(e: unknown): e is Error {
   if (!(e instanceof Error)) return false;
+  if (INPUT_ERRORS.has(e.name)) return true;
   for (let p = Object.getPrototypeOf(e); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
     if (INPUT_ERRORS.has(p.constructor.name)) return true;
   }

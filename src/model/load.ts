@@ -10,7 +10,7 @@ import { validateCheckpoint } from '../weights/loader.ts';
 import { MiniCPMV, type ModelParts } from './minicpmv.ts';
 
 export class ModelDirError extends Error {
-  override name = 'InputError';
+  override name = 'ModelDirError';
 }
 
 /** The tiny random-weight model that ships in the repository (weights/tiny). */
@@ -50,6 +50,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): MiniCPMV {
 }
 
 export function loadTokenizer(dir: string): MiniCPMTokenizer {
+  checkModelDir(dir);
   const file = path.join(dir, 'tokenizer.model');
   if (!fs.existsSync(file)) throw new ModelDirError(`${dir} has no tokenizer.model`);
   return MiniCPMTokenizer.fromFile(file);
