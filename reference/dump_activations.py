@@ -85,8 +85,9 @@ def run_hf(model_dir: Path, image: Path, msgs: list[dict], new_tokens: int, logi
     px = model.transform(ref.load_image(image))[None]                       # [1,3,448,448]
     paths = stages.stage_modules(len(model.vpm.blocks), cfg.num_hidden_layers)
     with stages.capture(model, paths) as st:
-        res = model.get_vllm_embedding({'input_ids': torch.tensor([ids]), 'image_bound': [torch.tensor(bound)],
-                                        'pixel_values': [[px[0]]]})
+        # the dict MiniCPMV.generate builds: int32 ids, one [[start, end]] bound and one image stack per sample
+        res = model.get_vllm_embedding({'input_ids': torch.tensor([ids], dtype=torch.int32),
+                                        'image_bound': [torch.tensor(bound)], 'pixel_values': [px]})
         embeds = res[0] if isinstance(res, tuple) else res
         logits = model.llm(inputs_embeds=embeds, use_cache=False).logits.float()
     L = len(ids)

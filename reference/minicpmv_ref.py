@@ -100,6 +100,13 @@ class Config:
         missing = [k for k in required if k not in raw]
         if missing:
             raise ConfigError(f'{path}: missing keys {missing}')
+        kinds = {'int': (int,), 'float': (int, float), 'bool': (bool,), 'int | None': (int, type(None)),
+                 'dict | None': (dict, type(None))}
+        for f in fields(Config):
+            if f.name in raw:
+                v, ok = raw[f.name], kinds[f.type]
+                if not isinstance(v, ok) or (isinstance(v, bool) and bool not in ok):
+                    raise ConfigError(f'{path}: {f.name} must be {f.type}, got {v!r}')
         cfg = Config(**{k: v for k, v in raw.items() if k in known})
         cfg.validate(str(path))
         return cfg
