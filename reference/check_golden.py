@@ -8,7 +8,8 @@ DIR defaults to ../shared/golden relative to the repository root. Checks, each p
     greedy.ids and beam.ids exact; greedy.topk_ids reported only), derived.safetensors, and that
     resampler.pos_embed equals the sin-cos table this reference builds (bit-exact);
   * preprocess: pixel_values and resized_u8 exact (Pillow bicubic + ToTensor + Normalize);
-  * tokenizer-cases.json with DIR/../reference/tokenizer.model: ids and decoded text exact.
+  * tokenizer-cases.json with DIR/../reference/tokenizer.model: ids and decoded text exact;
+  * DIR/../reference: the full-size module tree has the real checkpoint's 694 names and byte count.
 Exit status 0 when everything passes, 1 on any failure, 2 when DIR is missing or malformed.
 """
 from __future__ import annotations
@@ -114,6 +115,22 @@ def check_preprocess(rep: Report, pdir: Path) -> None:
                 rep.add(f'preprocess/{im["name"]}', key, same, 'exact' if same else 'differs')
 
 
+def check_real_names(rep: Report, real: Path) -> None:
+    """The full-size module tree (built on the meta device) has exactly the real checkpoint's names, and its
+    parameter count x 2 bytes equals the index's bf16 total_size."""
+    cfg = ref.Config.load(real / 'config.json')
+    with torch.device('meta'):
+        sd = ref.MiniCPMV(cfg).state_dict()
+    index = json.loads((real / 'model.safetensors.index.json').read_text())
+    names, want = set(sd), set(index['weight_map'])
+    ok = names == want
+    rep.add('reference/index', 'parameter names', ok, f'{len(names)} names' if ok else
+            f'missing {sorted(want - names)[:5]}, unexpected {sorted(names - want)[:5]}')
+    n = sum(t.numel() for t in sd.values())
+    total = index.get('metadata', {}).get('total_size')
+    rep.add('reference/index', 'bf16 bytes', 2 * n == total, f'{n} params x 2 = {2 * n}, index {total}')
+
+
 def check_tokenizer(rep: Report, cases_file: Path, model_file: Path) -> None:
     tok = ref.Tokenizer(model_file)
     for i, c in enumerate(json.loads(cases_file.read_text())['cases']):
@@ -140,7 +157,10 @@ def main(argv=None) -> int:
         check_tiny_a(rep, gdir / 'tiny-a', args.rtol)
         if (gdir / 'preprocess' / 'manifest.json').is_file():
             check_preprocess(rep, gdir / 'preprocess')
-        tok_model = gdir.parent / 'reference' / 'tokenizer.model'
+        real = gdir.parent / 'reference'
+        if (real / 'model.safetensors.index.json').is_file():
+            check_real_names(rep, real)
+        tok_model = real / 'tokenizer.model'
         if (gdir / 'tokenizer-cases.json').is_file() and tok_model.is_file():
             check_tokenizer(rep, gdir / 'tokenizer-cases.json', tok_model)
         else:
