@@ -110,7 +110,8 @@ def run_hf(model_dir: Path, image: Path, msgs: list[dict], new_tokens: int, logi
     while len(g) < new_tokens and (not g or g[-1] != cfg.eos_token_id):
         lg = last_logits(g)
         v, i = torch.topk(lg, 8)
-        tk_ids.append(i.tolist()), tk_vals.append(v.tolist())
+        tk_ids.append(i.tolist())
+        tk_vals.append(v.tolist())
         g.append(int(torch.argmax(lg)))
     beam = model.llm.generate(inputs_embeds=embeds, pad_token_id=0, eos_token_id=cfg.eos_token_id, num_beams=3,
                               repetition_penalty=1.2, max_new_tokens=new_tokens, do_sample=False)[0].tolist()

@@ -572,7 +572,8 @@ def greedy(llm: MiniCPMForCausalLM, inputs_embeds: torch.Tensor, max_new_tokens:
     ids, tk_ids, tk_vals = [], [], []
     for _ in range(max_new_tokens):
         v, i = torch.topk(logits[0], topk)
-        tk_ids.append(i.tolist()), tk_vals.append(v.tolist())
+        tk_ids.append(i.tolist())
+        tk_vals.append(v.tolist())
         t = int(torch.argmax(logits[0]))
         ids.append(t)
         if t == eos_id or len(ids) == max_new_tokens:
