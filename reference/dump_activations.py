@@ -2,10 +2,10 @@
 """Dump every stage of one MiniCPM-V v1 chat turn to a safetensors file (float32; ids int32).
 
 usage: dump_activations.py --model DIR --image FILE (--prompt TEXT | --msgs FILE.json) --out FILE.safetensors
-                           [--new-tokens 8] [--logits-last N] [--sample-seed S] [--hf]
+                           [--new-tokens 8] [--logits-last N] [--sample-seed S] [--slim] [--hf]
 
 DIR is a checkpoint in the HF layout (config.json, model.safetensors, tokenizer.model, tokenizer_config.json):
-this reference's layout, e.g. test/fixtures/tiny/f32. --msgs is a JSON list of {"role": "user"|"assistant",
+this reference's layout, e.g. weights/tiny (BF16; the reference computes in fp32 on those values). --msgs is a JSON list of {"role": "user"|"assistant",
 "content": str}; the image goes into the first (user) message, as MiniCPMV.chat does. --prompt TEXT is
 shorthand for [{"role": "user", "content": TEXT}].
 
@@ -13,7 +13,8 @@ Keys (as /work/shared/golden/tiny-a/README.md): input_ids, image_bound, pixel_va
 vpm.pos_embed_resampled, vpm.blocks.{i}, vpm.norm, resampler.attn, resampler.ln_post, resampler, inputs_embeds,
 llm.model.layers.{i}.self_attn / .mlp / (layer), llm.model.norm, logits (+ logits.positions), greedy.ids,
 greedy.topk_ids, greedy.topk_logits, beam.ids, and sample.ids with --sample-seed (mulberry32 draw rule of
-minicpmv_ref.sample_step). --new-tokens 0 skips generation.
+minicpmv_ref.sample_step). --new-tokens 0 skips generation. --slim drops pixel_values, vpm.patch_embed,
+vpm.pos_embed_resampled and vpm.blocks.* (stages.slim), as the committed fixture cases other than the first.
 
 --hf runs the ORIGINAL model instead: `transformers.AutoModel.from_pretrained(DIR, trust_remote_code=True)` in
 float32 with eager attention, the HF tokenizer, and the same forward hooks (module paths are identical). It
@@ -48,6 +49,7 @@ def parse_args(argv):
     ap.add_argument('--new-tokens', type=int, default=8)
     ap.add_argument('--logits-last', type=int, default=None, help='keep logits of the last N positions only')
     ap.add_argument('--sample-seed', type=int, default=None, help='also write sample.ids (chat sampling defaults)')
+    ap.add_argument('--slim', action='store_true', help='drop pixel_values and the vision intermediates')
     ap.add_argument('--hf', action='store_true', help='run the original HF model (needs transformers)')
     a = ap.parse_args(argv)
     if a.new_tokens < 0:
@@ -151,6 +153,8 @@ def main(argv=None) -> int:
     except ref.RefError as e:
         print(f'dump_activations: error: {e}', file=sys.stderr)
         return 2
+    if a.slim:
+        out = stages.slim(out)
     save_file({k: np.ascontiguousarray(v) for k, v in out.items()}, str(out_path))
     print(f'dump_activations: wrote {len(out)} tensors to {out_path}')
     return 0

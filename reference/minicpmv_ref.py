@@ -670,7 +670,8 @@ def sample_step(logits: torch.Tensor, u: float, temperature: float, top_k: int, 
     over the kept tokens, x = u * sum(w); walk the kept tokens from the highest score down (ties: higher id
     first), x -= w_i, return the first token where x <= 0.
     Returns (token, margins): distance of x from the nearest walk boundary relative to sum(w); distance of the
-    top-p cut from 1 - top_p in cumulative probability; gap between the k-th and (k+1)-th scores."""
+    top-p cut from 1 - top_p in cumulative probability; gap between the k-th and (k+1)-th scores (it only
+    matters when top-p keeps all k); how many tokens were kept."""
     s = logits.float() / temperature
     k = min(top_k, s.numel())
     srt = torch.sort(s, descending=True).values
@@ -693,7 +694,7 @@ def sample_step(logits: torch.Tensor, u: float, temperature: float, top_k: int, 
         x -= wi
     finite = cum[torch.isfinite(asc)]
     margins = {'u': float(margin), 'top_p': float((finite - (1 - top_p)).abs().min()),
-               'top_k': float(srt[k - 1] - srt[k]) if k < s.numel() else float('inf')}
+               'top_k': float(srt[k - 1] - srt[k]) if k < s.numel() else float('inf'), 'kept': len(kept)}
     return tok, margins
 
 
@@ -701,15 +702,16 @@ def sample_step(logits: torch.Tensor, u: float, temperature: float, top_k: int, 
 def sample(llm: MiniCPMForCausalLM, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_id: int, seed: int,
            temperature: float = 0.6, top_k: int = 100, top_p: float = 0.8):
     """chat(sampling=True) defaults (SPEC 6), no repetition penalty, one mulberry32 draw per step.
-    Stops after eos (kept). Returns ids and the smallest margins over all steps (see sample_step)."""
+    Stops after eos (kept). Returns ids and the smallest margins over all steps (see sample_step; `kept` is the
+    largest number of tokens kept at one step)."""
     rng = mulberry32(seed)
     cache = KVCache(llm.cfg.num_hidden_layers)
     logits = _step(llm, inputs_embeds, cache)
-    ids, margins = [], {'u': 1.0, 'top_p': 1.0, 'top_k': float('inf')}
+    ids, margins = [], {'u': 1.0, 'top_p': 1.0, 'top_k': float('inf'), 'kept': 0}
     for _ in range(max_new_tokens):
         t, m = sample_step(logits[0], rng(), temperature, top_k, top_p)
         ids.append(t)
-        margins = {k: min(v, m[k]) for k, v in margins.items()}
+        margins = {k: (max if k == 'kept' else min)(v, m[k]) for k, v in margins.items()}
         if t == eos_id or len(ids) == max_new_tokens:
             break
         logits = _step(llm, llm.embed(torch.tensor([[t]])), cache)

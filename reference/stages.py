@@ -84,6 +84,15 @@ def run_reference(model: ref.MiniCPMV, pixel_values: torch.Tensor, input_ids: li
     return out, info
 
 
+# Vision intermediates before `vpm.norm`: the committed fixtures keep them for one case only (size).
+VISION_DETAIL = ('pixel_values', 'vpm.patch_embed', 'vpm.pos_embed_resampled', 'vpm.blocks.')
+
+
+def slim(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drop pixel_values and the vision intermediates; keep vpm.norm, resampler*, the LLM side and the ids."""
+    return {k: v for k, v in tensors.items() if not k.startswith(VISION_DETAIL)}
+
+
 def prompt_ids(tok: ref.Tokenizer, cfg: ref.Config, msgs: list[dict]) -> tuple[list[int], list[list[int]]]:
     ids = tok.encode(ref.chat_prompt(msgs, cfg.query_num))[:MAX_INPUT_TOKENS]
     return ids, ref.image_bound_of(ids, tok.im_start_id, tok.im_end_id, cfg.query_num)

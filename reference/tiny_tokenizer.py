@@ -1,4 +1,4 @@
-"""The tiny SentencePiece BPE tokenizer of the committed fixtures (test/fixtures/tiny), used by make_fixtures.py.
+"""The tiny SentencePiece BPE tokenizer of the bundled model (weights/tiny), used by make_fixtures.py.
 
 Same special layout and trainer flags as the real MiniCPM-V v1 tokenizer.model (SPEC 7): unk 0 `<unk>`,
 bos 1 `<s>`, eos 2 `</s>`, user-defined symbols from id 3 with `\\n` = 5, `\\t` = 6 and `<image>` .. `</quad>` =
@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import random
 
-VOCAB_SIZE = 4096
+VOCAB_SIZE = 2048  # the layout below (365 fixed pieces) leaves ~1680 for characters and merges
 SPECIAL_AT = {3: '<SEP>', 4: '<CLS>', 5: '\n', 6: '\t', 101: '<image>', 102: '</image>', 103: '<ref>',
               104: '</ref>', 105: '<box>', 106: '</box>', 107: '<quad>', 108: '</quad>'}
 LAST_USER_DEFINED = 108

@@ -136,16 +136,19 @@ function step(llm: MiniCPMLlm, ids: number[], cache: ReturnType<MiniCPMLlm['newC
   return rows;
 }
 
-/** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
-export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
-  checkCommon(o);
+/**
+ * One token per step from the last logits row (greedy and sampling share it):
+ * optional repetition penalty, `pick`, stop on EOS or max_new_tokens.
+ */
+function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { repetitionPenalty?: number },
+  pick: (row: Float32Array) => number): number[] {
   const { cache, row: first } = prefill(llm, embeds, o.stats);
   const out: number[] = [];
   try {
     let row = first;
     for (;;) {
       if (o.repetitionPenalty && o.repetitionPenalty !== 1) applyRepetitionPenalty(row, out, o.repetitionPenalty);
-      const id = argmax(row);
+      const id = pick(row);
       out.push(id);
       o.onToken?.(id);
       if (id === o.eosId || out.length >= o.maxNewTokens) break;
@@ -155,6 +158,12 @@ export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): 
   } finally {
     cache.dispose();
   }
+}
+
+/** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
+export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
+  checkCommon(o);
+  return decodeLoop(llm, embeds, o, argmax);
 }
 
 /** HF warpers in order: temperature -> top-k -> top-p; then a seeded multinomial draw. */
@@ -199,22 +208,7 @@ export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): 
   checkCommon(o);
   checkSampling(o);
   const rand = mulberry32(o.seed);
-  const { cache, row: first } = prefill(llm, embeds, o.stats);
-  const out: number[] = [];
-  try {
-    let row = first;
-    for (;;) {
-      if (o.repetitionPenalty && o.repetitionPenalty !== 1) applyRepetitionPenalty(row, out, o.repetitionPenalty);
-      const id = sampleFromLogits(row, o, rand);
-      out.push(id);
-      o.onToken?.(id);
-      if (id === o.eosId || out.length >= o.maxNewTokens) break;
-      row = step(llm, [id], cache, o.stats);
-    }
-    return out;
-  } finally {
-    cache.dispose();
-  }
+  return decodeLoop(llm, embeds, o, (row) => sampleFromLogits(row, o, rand));
 }
 
 interface Hypothesis {
