@@ -4,6 +4,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MiniCPMVConfig } from '../config.ts';
 import { expectedTensors } from '../config.ts';
+import { loadImage } from '../image/decode.ts';
+import { preprocess } from '../image/preprocess.ts';
+import type { RgbImage } from '../image/types.ts';
 import { Hooks } from './hooks.ts';
 import { KVCache, MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
 import { ParamStore } from './params.ts';
@@ -55,6 +58,8 @@ function uploadNow(t: tf.Tensor): void {
   const backend = tf.backend() as unknown as { getInputTensorIds?: (ts: tf.Tensor[]) => unknown };
   if (tf.getBackend() === 'tensorflow' && typeof backend.getInputTensorIds === 'function') backend.getInputTensorIds([t]);
 }
+
+export type ActivationCache = Map<string, { shape: number[]; data: Float32Array | Int32Array }>;
 
 export class MiniCPMV {
   readonly vpm: SiglipVit;
@@ -113,6 +118,9 @@ export class MiniCPMV {
   /** Vision features for one preprocessed image (CHW [3, S, S]): [1, numQueries, hidden]. */
   encodeImage(pixelValues: Float32Array | tf.Tensor, hooks: Hooks = Hooks.none()): tf.Tensor3D {
     const S = this.cfg.vision.imageSize;
+    if (!(pixelValues instanceof tf.Tensor) && pixelValues.length !== 3 * S * S) {
+      throw new Error(`encodeImage: expected ${3 * S * S} pixel values (CHW [3, ${S}, ${S}]), got ${pixelValues.length}`);
+    }
     return tf.tidy(() => {
       const px = (pixelValues instanceof tf.Tensor ? pixelValues : tf.tensor(pixelValues)).reshape([1, 3, S, S]) as tf.Tensor4D;
       return this.resampler.forward(this.vpm.forward(px, hooks), hooks);
@@ -167,6 +175,21 @@ export class MiniCPMV {
     });
   }
 
+  /**
+   * `run` with every selected activation copied out (TransformerLens's
+   * run_with_cache): key -> { shape, data }. Fine for small models; for the
+   * full-size one prefer `minicpmv trace`, which streams to disk.
+   */
+  runWithCache(input: Omit<RunInput, 'hooks'> & { select?: (key: string) => boolean }): ActivationCache {
+    const cache: ActivationCache = new Map();
+    const hooks = new Hooks({
+      select: input.select ?? (() => true),
+      onActivation: (k, t) => cache.set(k, { shape: [...t.shape], data: t.dataSync().slice() as Float32Array | Int32Array }),
+    });
+    tf.dispose(this.run({ ...input, hooks }));
+    return cache;
+  }
+
   /** Float32 bytes held by the weights. */
   weightBytes(): number {
     return this.params.bytes();
@@ -177,4 +200,15 @@ export class MiniCPMV {
     this.resampler.dispose();
     this.params.dispose();
   }
+}
+
+/**
+ * From an image to the vision tokens the language model reads:
+ * Pillow-exact preprocessing, `vpm`, `resampler`. Returns [numQueries, hidden];
+ * the caller disposes it.
+ */
+export function encodeImage(model: MiniCPMV, image: RgbImage | string): tf.Tensor2D {
+  const img = typeof image === 'string' ? loadImage(image) : image;
+  const pixels = preprocess(img, model.cfg.vision.imageSize);
+  return tf.tidy(() => model.encodeImage(pixels).squeeze([0]) as tf.Tensor2D);
 }
