@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the bundled tiny model (weights/tiny/) and the committed parity fixtures (test/fixtures/tiny/).
 
-usage: make_fixtures.py [--out test/fixtures/tiny] [--weights weights/tiny] [--seed 11] [--scan N]
+usage: make_fixtures.py [--out test/fixtures/tiny] [--weights weights/tiny] [--seed 142] [--scan N]
 
 Deterministic: a re-run writes byte-identical files. Layout:
   weights/tiny/         the CLI's bundled default model, HF layout: config.json (real keys, tiny sizes, plus the
@@ -50,7 +50,7 @@ NEW_TOKENS = 8
 LOGITS_LAST = 8
 SAMPLE_SEED = 1234
 
-DEFAULT_SEED = 11  # picked with --scan (largest smallest margin); golden tiny-a used 2
+DEFAULT_SEED = 142  # best of --scan 400 (largest smallest margin, sampling margins x10); golden tiny-a used 2
 
 # vision: embed 48, depth 3 (2 blocks run), 4 heads of 12, MLP int(48 * 3.7362) = 179; resampler heads 128 // 128
 # = 1; LLM: 2 layers, 2 heads of 64, logit divisor 128 / 16 = 8 (close to the real 9).
@@ -134,7 +134,8 @@ def random_weights(cfg: ref.Config, seed: int) -> tuple[dict[str, torch.Tensor],
 
 
 def make_images(out: Path) -> dict[str, dict]:
-    """Synthetic, seeded, small (< 40 KB each)."""
+    """The cases' images: synthetic, seeded, small (< 40 KB each), one per decoder path (RGB PNG, baseline
+    JPEG, palette PNG, 16-bit gray PNG)."""
     from PIL import Image
     r = np.random.default_rng(11)
     yy, xx = np.mgrid[0:120, 0:160].astype(np.float32)
@@ -149,18 +150,12 @@ def make_images(out: Path) -> dict[str, dict]:
     pal_idx = ((xx3 // 10) % 2 * 2 + (yy3 // 15) % 2).astype(np.uint8)
     pal_idx[((xx3 - 60) ** 2 + (yy3 - 45) ** 2) < 18 ** 2] = 4
     palette = [200, 30, 30, 30, 60, 200, 128, 128, 128, 90, 90, 90, 250, 220, 40] + [0] * (256 * 3 - 15)
-    yy4, xx4 = np.mgrid[0:80, 0:96].astype(np.float32)
-    rgba = np.stack([xx4 * 2.6, 255 - yy4 * 3, np.full_like(xx4, 90), (xx4 + yy4) * 1.4], -1).astype(np.uint8)
-    yy5, xx5 = np.mgrid[0:90, 0:130].astype(np.float32)
-    gray = np.clip(128 + 90 * np.sin(np.hypot(xx5 - 65, yy5 - 45) / 5) + r.normal(0, 5, xx5.shape), 0, 255)
     yy6, xx6 = np.mgrid[0:56, 0:72].astype(np.float32)
     g16 = (170 + 150 * np.sin(xx6 / 4) + yy6).astype(np.uint16)  # 20..375: Pillow's I;16 -> RGB clips above 255
     ims = {
         'rgb_160x120.png': (Image.fromarray(rgb, 'RGB'), 'RGB', 'gradients, sine, red disc, N(0,6) noise'),
         'photo_200x150.jpg': (Image.fromarray(photo, 'RGB'), 'RGB', 'baseline JPEG q90 4:2:0, sine bands, bar'),
         'palette_P_120x90.png': (None, 'P', '5-colour palette: checker stripes and a yellow disc'),
-        'rgba_96x80.png': (Image.fromarray(rgba, 'RGBA'), 'RGBA', 'ramps with varying alpha (convert drops alpha)'),
-        'gray_L_130x90.png': (Image.fromarray(gray.astype(np.uint8), 'L'), 'L', 'rings, N(0,5) noise'),
         'gray16_72x56.png': (Image.fromarray(g16), 'I;16', '16-bit vertical bands 20..375 (convert(RGB) clips to 255)'),
     }
     p = Image.fromarray(pal_idx, 'P')
@@ -183,6 +178,7 @@ def make_images(out: Path) -> dict[str, dict]:
                       'bytes': path.stat().st_size,
                       'resized_u8_sha256': hashlib.sha256(np.ascontiguousarray(resized).tobytes()).hexdigest()}
         assert opened.mode == mode, (name, opened.mode)
+        assert path.stat().st_size < 40_000, (name, path.stat().st_size)
     save_np(rgbs, str(out / 'images' / 'images.safetensors'))
     return info
 
