@@ -194,13 +194,15 @@ export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () =
   let kept = 0;
   for (const i of order) if (!removed[i]) kept += probs[i];
   let u = rand() * kept;
+  let last = order[order.length - 1];
   for (let r = order.length - 1; r >= 0; r--) {
     const i = order[r];
     if (removed[i]) continue;
     u -= probs[i];
     if (u <= 0) return i;
+    last = i;
   }
-  return order[order.length - 1];
+  return last; // rounding left u > 0: the last kept token, as the reference's draw rule
 }
 
 /** Sampling (the original's `sampling=True`): reproducible for a given seed. */
