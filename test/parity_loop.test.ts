@@ -16,7 +16,8 @@ const model = path.join(repoRoot, 'weights', 'tiny');
 const image = path.join(repoRoot, 'examples', 'red_ball.png');
 const prompt = 'What is in the image?';
 const py = path.join(repoRoot, 'reference', '.venv', 'bin', 'python');
-const torchOk = fs.existsSync(py) && spawnSync(py, ['-c', 'import torch, timm, safetensors'], { encoding: 'utf8' }).status === 0;
+const torchOk = fs.existsSync(py) && spawnSync(py, ['-c', 'import sys; sys.path.insert(0, "reference"); import minicpmv_ref as r; r.import_timm(); import safetensors'],
+  { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 }).status === 0;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-loop-'));
 
 function capture(): CommandIO & { text: () => string } {

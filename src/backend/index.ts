@@ -9,7 +9,7 @@
 // CPUs it is slower than the native backend.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import '@tensorflow/tfjs-backend-cpu';
 
 export const BACKENDS = ['tensorflow', 'cpu'] as const;

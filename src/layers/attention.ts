@@ -2,7 +2,7 @@
 //   softmax(q kᵀ · scale + mask) v
 // `scaleQueryFirst` reproduces nn.MultiheadAttention, which multiplies q by
 // the scale before the product; the LLM and timm's ViT scale the scores.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 export interface AttentionOptions {
   scale: number;

@@ -1,6 +1,6 @@
 // nn.LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * w + b,
 // with the biased variance, as torch.nn.functional.layer_norm.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
   return tf.tidy(() => {

@@ -3,7 +3,7 @@
 // true)`; for a handful of rows (decode steps, beams) the product is taken as
 // W · xᵀ, which the native backend runs about twice as fast for one row (its
 // matrix-vector path streams W's rows contiguously); see bench/backend.ts.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 /** Rows at or below this use the W · xᵀ form. */
 export const GEMV_MAX_ROWS = 4;

@@ -1,5 +1,5 @@
 // The two MLPs of the model.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import { linear } from './linear.ts';
 
 /** Exact (erf) GELU, nn.GELU(approximate='none'): 0.5·x·(1 + erf(x/√2)). */

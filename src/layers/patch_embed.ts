@@ -1,7 +1,7 @@
 // timm PatchEmbed with dynamic_img_pad: zero-pad bottom/right to a multiple of
 // the patch size, then Conv2d(3, C, k=p, s=p, bias). Output stays NHWC, as
 // timm returns it with dynamic_img_size (`vpm.patch_embed` hook: [1, Hp, Wp, C]).
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 /**
  * PyTorch stores the kernel OIHW [C, 3, p, p]; TF.js conv2d wants HWIO

@@ -2,7 +2,7 @@
 //   var = x.float().pow(2).mean(-1, keepdim=True)
 //   y = (x * torch.rsqrt(var + eps)).to(x.dtype) * weight
 // In fp32 the cast is a no-op; the weight multiplies after the normalization.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
   return tf.tidy(() => {

@@ -2,7 +2,7 @@
 // `MiniCPMV.chat` / `_process_list` / `_convert_to_tensors` / `_decode_text`
 // (modeling_minicpmv.py, TobyYang7/Vision MiniCPM-V/), and a session that
 // keeps the encoded image across turns.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { RgbImage } from '../image/types.ts';
 import { preprocess } from '../image/preprocess.ts';
 import type { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';

@@ -3,7 +3,7 @@
 // embeddings (the image rows are already merged), as the original passes
 // `inputs_embeds` to `llm.generate`, so the returned ids are new tokens only
 // and the repetition penalty sees only generated ids.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { MiniCPMLlm } from './minicpm_llm.ts';
 import { mulberry32 } from './rng.ts';
 

@@ -6,7 +6,7 @@
 // hands the tensor to the recorder when the key is selected (synchronously:
 // the tensor is valid only during the call, so a recorder copies or streams
 // it) and returns either the tensor or, when patched, the replacement.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { MiniCPMVConfig } from '../config.ts';
 
 export class HookError extends Error {

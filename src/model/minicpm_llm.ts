@@ -3,7 +3,7 @@
 //   h = h + self_attn(input_layernorm(h)) * scale_depth/sqrt(L)
 //   h = h + mlp(post_attention_layernorm(h)) * scale_depth/sqrt(L)
 // then norm, and logits = lm_head(h / (hidden / dim_model_base)), lm_head untied.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { LlmConfig } from '../config.ts';
 import { mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/attention.ts';
 import { linear } from '../layers/linear.ts';

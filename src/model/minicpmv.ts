@@ -1,7 +1,7 @@
 // The assembled model: `vpm` (SigLIP ViT) -> `resampler` -> image rows merged
 // into the token embeddings -> `llm` (MiniCPM decoder). modeling_minicpmv.py
 // `MiniCPMV.get_vision_embedding` / `get_vllm_embedding`.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { MiniCPMVConfig } from '../config.ts';
 import { expectedTensors } from '../config.ts';
 import { loadImage } from '../image/decode.ts';

@@ -2,7 +2,7 @@
 // safetensors file is `params.get('vpm.blocks.3.attn.qkv.weight')` here.
 // A scoped view (`scope('vpm').scope('blocks').scope(3)`) builds those names,
 // as candle's VarBuilder does, so a wrong key fails naming the full key.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 export class ParamError extends Error {
   override name = 'ParamError';

@@ -5,7 +5,7 @@
 //   q = ln_q(query)
 //   out = MHA(q + pos_embed, x + pos_k, x)                (value has no pos)
 //   y = ln_post(out) @ proj                               (proj is a raw [in, out] matrix)
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { ResamplerConfig } from '../config.ts';
 import { mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/attention.ts';
 import { layerNorm } from '../layers/layer_norm.ts';

@@ -3,7 +3,7 @@
 // vision_transformer.py): patch embed, absolute pos table resampled to the
 // patch grid, pre-norm blocks, final LayerNorm. No class token, no attn_pool,
 // and with drop_vision_last_layer only blocks[:-1] run.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 import type { VisionConfig } from '../config.ts';
 import { scaledDotProductAttention, mergeHeads, splitHeads } from '../layers/attention.ts';
 import { layerNorm } from '../layers/layer_norm.ts';

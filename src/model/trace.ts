@@ -5,7 +5,7 @@
 // JSON summary of every key is written beside it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '../tfjs.ts';
 import { SafetensorsWriter, type TensorHeader } from '../weights/safetensors.ts';
 
 export interface KeyStats {

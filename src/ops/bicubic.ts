@@ -15,7 +15,7 @@
 //
 // subtle: these are different kernels (a = -0.5 vs -0.75, renormalized window
 // vs clamped taps); mixing them up gives errors around 1e-2.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tfjs.ts';
 
 export type BicubicKind = 'aa' | 'plain';
 

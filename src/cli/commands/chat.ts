@@ -4,8 +4,8 @@ import { bool, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.t
 import { InputError, type Command, type CommandIO } from '../command.ts';
 import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
 import { loadImage } from '../../image/decode.ts';
-import { ChatSession, ORIGINAL_DEFAULTS, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
-import { isBundledModel, loadTokenizer } from '../../model/load.ts';
+import { buildPrompt, ChatSession, ORIGINAL_DEFAULTS, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { isBundledModel, loadModelConfig, loadTokenizer } from '../../model/load.ts';
 
 /** The bundled random model would run to 2048 tokens without meeting EOS; keep its demo short. */
 const BUNDLED_MAX_NEW_TOKENS = 48;
@@ -84,7 +84,9 @@ export const command: Command = {
     const dir = modelDir(str(p, 'model'));
     const opts = decodeOptions(p, isBundledModel(dir));
     const msgs: ChatMessage[] | undefined = msgsFile ? readMsgs(msgsFile) : prompt !== undefined ? [{ role: 'user', content: prompt }] : undefined;
-    // Read the inputs before the (slow) weights, so a typo fails at once.
+    // Check the inputs before the (slow) weights, so a mistake fails at once.
+    const cfg = loadModelConfig(dir);
+    if (msgs) buildPrompt(msgs, cfg.resampler.numQueries);
     const img = loadImage(image);
     const tokenizer = loadTokenizer(dir);
     await startBackend(io, str(p, 'backend'), bool(p, 'json'));

@@ -2,7 +2,7 @@
 // PyTorch module path, for `minicpmv compare` against a PyTorch dump
 // (reference/dump_activations.py writes the same keys).
 import fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../../tfjs.ts';
 import { list, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
 import { InputError, type Command } from '../command.ts';
 import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, readMsgs, startBackend } from '../common.ts';
