@@ -21,6 +21,11 @@ describe('buildPrompt', () => {
     expect(p.split('<image>').length).toBe(2);
   });
 
+  it("accepts special strings in the assistant's own earlier answers", () => {
+    const p = buildPrompt([{ role: 'user', content: 'Q1' }, { role: 'assistant', content: 'a <box>(1,2)</box>' }, { role: 'user', content: 'Q2' }], 64);
+    expect(p.endsWith('<AI>a <box>(1,2)</box><用户>Q2<AI>')).toBe(true);
+  });
+
   it.each([
     [[], /non-empty list/],
     [[{ role: 'assistant', content: 'hi' }], /first message must be from the user/],

@@ -37,7 +37,8 @@ export function loadWithProgress(io: CommandIO, dir: string, opts: LoadModelOpti
   const bar = progress(io, 'loading weights');
   const model = loadModel(dir, { ...opts, onProgress: (d, t, k) => bar.update(d, t, k) });
   const ms = performance.now() - t0;
-  bar.finish(`${(model.weightBytes() / 2 ** 30).toFixed(2)} GiB of float32 weights`);
+  const b = model.weightBytes();
+  bar.finish(`${b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`} of float32 weights`);
   return { model, ms };
 }
 

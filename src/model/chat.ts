@@ -55,9 +55,9 @@ function checkMessages(msgs: unknown): asserts msgs is ChatMessage[] {
     if (role !== 'user' && role !== 'assistant') throw new PromptError(`message ${i}: role must be "user" or "assistant", got ${JSON.stringify(role)}`);
     if (typeof content !== 'string') throw new PromptError(`message ${i}: content must be a string`);
     if (role === 'user' && content.trim() === '') throw new PromptError(`message ${i}: the user's text is empty`);
-    // Decided: refuse rather than escape. Escaping would change what the original model sees for the same
-    // text, and these strings only appear in prompts built by the template itself.
-    const bad = RESERVED.find((s) => content.includes(s));
+    // Decided: refuse rather than escape, in the user's text. Escaping would change what the original model
+    // sees for the same text. Assistant turns are the model's own answers, re-encoded as the original does.
+    const bad = role === 'user' ? RESERVED.find((s) => content.includes(s)) : undefined;
     if (bad) throw new PromptError(`message ${i} contains the reserved token string "${bad}"; remove it (the image slots are added by the template)`);
   });
   if (msgs[0].role !== 'user') throw new PromptError('the first message must be from the user (it carries the image)');
