@@ -59,11 +59,14 @@ export function attentionSlow(
 /** [B, T, H*d] -> [B, H, T, d] */
 export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
   const [B, T, D] = x.shape as [number, number, number];
+  // With one position the transpose moves nothing: a reshape is enough (decode steps).
+  if (T === 1) return x.reshape([B, heads, 1, D / heads]) as tf.Tensor4D;
   return x.reshape([B, T, heads, D / heads]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
 }
 
 /** [B, H, T, d] -> [B, T, H*d] */
 export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
   const [B, H, T, d] = x.shape;
+  if (T === 1) return x.reshape([B, 1, H * d]) as tf.Tensor3D;
   return x.transpose([0, 2, 1, 3]).reshape([B, T, H * d]) as tf.Tensor3D;
 }
