@@ -5,7 +5,7 @@
 // then norm, and logits = lm_head(h / (hidden / dim_model_base)), lm_head untied.
 import * as tf from '../tfjs.ts';
 import type { LlmConfig } from '../config.ts';
-import { mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/attention.ts';
+import { scaledDotProductAttention } from '../layers/attention.ts';
 import { linear } from '../layers/linear.ts';
 import { swigluMlp } from '../layers/mlp.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
@@ -106,40 +106,54 @@ export class MiniCPMLlm {
     const { cache, logits = 'all', hooks = Hooks.none() } = opts;
     const cfg = this.cfg;
     const past = cache?.length ?? 0;
-    const [, T] = inputsEmbeds.shape;
+    const [B, T, D] = inputsEmbeds.shape;
+    // The hidden state runs as a 2-D [B*T, D] matrix, so the linear layers need no reshapes (each one is a
+    // kernel call on the native backend); a hook sees PyTorch's [B, T, D], reshaped only when it is active.
+    const emit = (key: string, t: tf.Tensor): tf.Tensor2D =>
+      (hooks.active(key) ? hooks.emit(key, t.reshape([B, T, D])).reshape([B * T, D]) : t) as tf.Tensor2D;
     const out = tf.tidy(() => {
       const positions = Array.from({ length: T }, (_, i) => past + i);
       const { cos, sin } = rotaryTables(positions, cfg.headDim, cfg.ropeTheta);
-      let h = hooks.emit('inputs_embeds', inputsEmbeds);
+      let h = emit('inputs_embeds', inputsEmbeds);
+      if (h.rank === 3) h = h.reshape([B * T, D]);
       for (let i = 0; i < cfg.numLayers; i++) {
         const l = this.p.scope('model.layers').scope(i), name = `llm.model.layers.${i}`;
         h = tf.tidy(() => {
-          const x1 = hooks.emit(`${name}.input_layernorm`, rmsNorm(h, l.get('input_layernorm.weight'), cfg.rmsEps));
-          const attn = hooks.emit(`${name}.self_attn`, this.attention(l, i, x1, cos, sin, cache));
+          const x1 = emit(`${name}.input_layernorm`, rmsNorm(h, l.get('input_layernorm.weight'), cfg.rmsEps));
+          const attn = emit(`${name}.self_attn`, this.attention(l, i, x1, B, T, cos, sin, cache));
           const h1 = tf.add(h, tf.mul(attn, cfg.residualScale));
-          const x2 = hooks.emit(`${name}.post_attention_layernorm`,
-            rmsNorm(h1, l.get('post_attention_layernorm.weight'), cfg.rmsEps));
-          const mlp = hooks.emit(`${name}.mlp`,
+          const x2 = emit(`${name}.post_attention_layernorm`, rmsNorm(h1, l.get('post_attention_layernorm.weight'), cfg.rmsEps));
+          const mlp = emit(`${name}.mlp`,
             swigluMlp(x2, l.get('mlp.gate_proj.weight'), l.get('mlp.up_proj.weight'), l.get('mlp.down_proj.weight')));
-          return hooks.emit(name, tf.add(h1, tf.mul(mlp, cfg.residualScale)) as tf.Tensor3D);
+          return emit(name, tf.add(h1, tf.mul(mlp, cfg.residualScale)));
         });
       }
-      let normed = hooks.emit('llm.model.norm', rmsNorm(h, this.p.get('model.norm.weight'), cfg.rmsEps) as tf.Tensor3D);
-      if (logits === 'none') return normed;
-      if (logits === 'last') normed = normed.slice([0, T - 1, 0], [-1, 1, -1]);
+      const normed = emit('llm.model.norm', rmsNorm(h, this.p.get('model.norm.weight'), cfg.rmsEps));
+      if (logits === 'none') return normed.reshape([B, T, D]) as tf.Tensor3D;
+      // 'last': the last position of every sequence, [B, D].
+      const rows = logits === 'last' && T > 1 ? tf.gather(normed, tf.range(T - 1, B * T, T, 'int32')) : normed;
       // subtle: the hidden state is divided by hidden/dim_model_base BEFORE lm_head.
-      const out = linear(tf.div(normed, cfg.logitDivisor), this.p.get('lm_head.weight')) as tf.Tensor3D;
-      return logits === 'all' ? hooks.emit('logits', out) : out;
+      const out = linear(tf.div(rows, cfg.logitDivisor), this.p.get('lm_head.weight'));
+      return logits === 'all'
+        ? hooks.emit('logits', out.reshape([B, T, -1]) as tf.Tensor3D)
+        : (out.reshape([B, 1, -1]) as tf.Tensor3D);
     });
     if (cache) cache.length = past + T;
     return out;
   }
 
-  private attention(l: Scope, layer: number, x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, cache?: KVCache): tf.Tensor {
+  /** x [B*T, D] -> o_proj output [B*T, D]. */
+  private attention(l: Scope, layer: number, x: tf.Tensor2D, B: number, T: number, cos: tf.Tensor2D, sin: tf.Tensor2D,
+    cache?: KVCache): tf.Tensor2D {
     const { numHeads, numKvHeads, headDim } = this.cfg;
-    const q = applyRotary(splitHeads(linear(x, l.get('self_attn.q_proj.weight')), numHeads), cos, sin);
-    let k = applyRotary(splitHeads(linear(x, l.get('self_attn.k_proj.weight')), numKvHeads), cos, sin);
-    let v = splitHeads(linear(x, l.get('self_attn.v_proj.weight')), numKvHeads);
+    // [B*T, n*d] -> [B, n, T, d] in one reshape (plus a transpose when T > 1).
+    const heads = (w: string, n: number): tf.Tensor4D => {
+      const y = linear(x, l.get(w));
+      return (T === 1 ? y.reshape([B, n, 1, headDim]) : y.reshape([B, T, n, headDim]).transpose([0, 2, 1, 3])) as tf.Tensor4D;
+    };
+    const q = applyRotary(heads('self_attn.q_proj.weight', numHeads), cos, sin);
+    let k = applyRotary(heads('self_attn.k_proj.weight', numKvHeads), cos, sin);
+    let v = heads('self_attn.v_proj.weight', numKvHeads);
     if (cache) [k, v] = cache.append(layer, k, v);
     if (numKvHeads !== numHeads) {
       // repeat_kv: each kv head serves numHeads/numKvHeads query heads.
@@ -151,6 +165,7 @@ export class MiniCPMLlm {
     }
     // Eager path: (q kᵀ)/sqrt(d) + causal mask, softmax in fp32, then · v.
     const o = scaledDotProductAttention(q, k, v, { scale: 1 / Math.sqrt(headDim), causal: true });
-    return linear(mergeHeads(o), l.get('self_attn.o_proj.weight'));
+    const merged = (T === 1 ? o : o.transpose([0, 2, 1, 3])).reshape([B * T, numHeads * headDim]); // [B*T, H*d]
+    return linear(merged, l.get('self_attn.o_proj.weight')) as tf.Tensor2D;
   }
 }
