@@ -48,11 +48,14 @@ export interface RunInput {
 }
 
 /**
- * tfjs-node keeps a new tensor's values in a JS array and copies them into a
- * TensorFlow tensor at the tensor's first use. For weights that means two full
- * copies at the first forward pass (seen: 24 GB peak for the 13.7 GB model).
- * Copy now, tensor by tensor, so each JS array is garbage as soon as it is
- * uploaded. (Uses the backend's input-preparation method; a no-op elsewhere.)
+ * tfjs-node keeps a new tensor's values in a JS array and hands them to
+ * TensorFlow at the tensor's first use: TF_NewTensor shares the array's memory
+ * when it is 64-byte aligned, and copies it otherwise (then the JS array is
+ * garbage, freed whenever V8 collects). For weights, doing that at the first
+ * forward pass means two full copies at once (seen: 24 GB peak for the 13.7 GB
+ * model). Hand each over now, tensor by tensor, so at most one tensor is held
+ * twice. Each weight must keep its own array: TensorFlow may be reading it.
+ * (Uses the backend's input-preparation method; a no-op elsewhere.)
  */
 function uploadNow(t: tf.Tensor): void {
   const backend = tf.backend() as unknown as { getInputTensorIds?: (ts: tf.Tensor[]) => unknown };
