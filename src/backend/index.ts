@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import * as tf from '../tfjs.ts';
 import '@tensorflow/tfjs-backend-cpu';
+import { loadNativeOps, type NativeOps } from './native_ops.ts';
 
 export const BACKENDS = ['tensorflow', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -24,6 +25,8 @@ export interface BackendAttempt {
   provider?: string;
   /** Why it could not be used. */
   reason?: string;
+  /** The project's own TensorFlow kernel for decode products (tensorflow only). */
+  nativeOps?: NativeOps;
 }
 
 export interface BackendReport {
@@ -51,7 +54,7 @@ function loadNative(): BackendAttempt {
     try {
       require(pkg);
       if (tf.findBackend('tensorflow') === undefined) throw new Error('loaded but registered no tensorflow backend');
-      nativeAttempt = { name: 'tensorflow', ok: true, provider: pkg };
+      nativeAttempt = { name: 'tensorflow', ok: true, provider: pkg, nativeOps: loadNativeOps() };
       return nativeAttempt;
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
@@ -117,7 +120,10 @@ export async function initBackend(requested?: string): Promise<BackendReport> {
 export function describeBackend(r: BackendReport): string {
   const native = r.attempts.find((a) => a.name === 'tensorflow');
   let s = `backend: ${r.name}`;
-  if (r.name === 'tensorflow' && native?.provider) s += ` (${native.provider})`;
+  if (r.name === 'tensorflow' && native?.provider) {
+    const ops = native.nativeOps;
+    s += ` (${native.provider}; decode kernel: ${ops?.ok ? `native ${ops.detail}` : `TF MatMul, ${ops?.detail ?? 'not loaded'}`})`;
+  }
   if (r.name !== 'tensorflow') {
     const why = native?.reason ?? (r.requested === 'cpu' ? 'cpu was requested' : 'not tried');
     s += ` (native tensorflow backend not used: ${why})`;

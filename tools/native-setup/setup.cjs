@@ -77,22 +77,26 @@ function python() {
 }
 
 // Files taken from the wheel: the two shared libraries and the C API headers
-// that tfjs-node's binding includes, with their own includes
-// (tensorflow/c/**, xla/tsl/c/**, the ctstring headers).
+// with their own includes: those of tfjs-node's binding (c_api.h, eager/c_api.h)
+// and of this project's kernel, native/minicpmv_ops.cc (kernels.h, ops.h).
 const WHEEL_PREFIXES = [
   'tensorflow/libtensorflow_cc.so.2',
   'tensorflow/libtensorflow_framework.so.2',
   'tensorflow/include/tensorflow/c/',
-  'tensorflow/include/tensorflow/core/platform/ctstring',
-  'tensorflow/include/tsl/platform/ctstring',
+  'tensorflow/include/tensorflow/core/platform/',
+  'tensorflow/include/tensorflow/core/common_runtime/next_pluggable_device/c/',
+  'tensorflow/include/tsl/platform/',
   'tensorflow/include/tensorflow/tsl/platform/ctstring',
   'tensorflow/include/xla/tsl/c/',
 ];
+// Bumped when WHEEL_PREFIXES changes, so an older cache is extracted again.
+const CACHE_LAYOUT = 2;
 
 function stageCache(py) {
   const dir = path.join(cacheRoot(), `libtensorflow-${TF_WHEEL_VERSION}`);
   const marker = path.join(dir, '.complete');
-  if (fs.existsSync(marker)) { log(`using cached libtensorflow ${TF_WHEEL_VERSION} in ${dir}`); return dir; }
+  const stamp = `tensorflow-cpu ${TF_WHEEL_VERSION} layout ${CACHE_LAYOUT}\n`;
+  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === stamp) { log(`using cached libtensorflow ${TF_WHEEL_VERSION} in ${dir}`); return dir; }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(cacheRoot(), { recursive: true });
   const tmp = fs.mkdtempSync(path.join(cacheRoot(), '.staging-'));
@@ -126,12 +130,12 @@ function stageCache(py) {
     const r = cp.spawnSync(py, ['-c', script, wheel, staging, ...WHEEL_PREFIXES], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`extraction failed: ${r.stderr.trim().split('\n').pop()}`);
     for (const f of ['lib/libtensorflow_cc.so.2', 'lib/libtensorflow_framework.so.2', 'include/tensorflow/c/c_api.h',
-      'include/xla/tsl/c/tsl_status.h']) {
+      'include/xla/tsl/c/tsl_status.h', 'include/tensorflow/c/kernels.h', 'include/tsl/platform/platform.h']) {
       if (!fs.existsSync(path.join(staging, f))) throw new Error(`the wheel has no ${f}`);
     }
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     fs.renameSync(staging, dir);
-    fs.writeFileSync(marker, `tensorflow-cpu ${TF_WHEEL_VERSION}\n`);
+    fs.writeFileSync(marker, stamp);
     return dir;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -1,0 +1,16 @@
+# The project's own TensorFlow kernel (minicpmv_ops.cc), linked against the
+# libtensorflow that @tensorflow/tfjs-node uses. Built by scripts/build-ops.mjs
+# during `npm install`, only where tfjs-node's binding is present.
+{
+  'variables': {
+    'tfjs_node_dir%': '<(module_root_dir)/../node_modules/@tensorflow/tfjs-node',
+  },
+  'targets': [{
+    'target_name': 'minicpmv_ops',
+    'sources': ['minicpmv_ops.cc'],
+    'include_dirs': ['<(tfjs_node_dir)/deps/include'],
+    'cflags_cc': ['-O3', '-fopenmp', '-std=c++17'],
+    'ldflags': ['-fopenmp', '-Wl,-rpath,<(tfjs_node_dir)/deps/lib'],
+    'libraries': ['-L<(tfjs_node_dir)/deps/lib', '-ltensorflow', '-ltensorflow_framework'],
+  }],
+}

@@ -1,0 +1,171 @@
+// A TensorFlow kernel for the decode-time products, registered into the
+// TensorFlow runtime that @tensorflow/tfjs-node has loaded (same
+// libtensorflow, same op registry), and run through TF.js's `tensorflow`
+// backend like any built-in op.
+//
+//   MiniCPMLinearRows(x: float [R, K], w: float [N, K]) -> y: float [R, N]
+//   y[r, n] = sum_k x[r, k] * w[n, k]          (nn.Linear, W in PyTorch [out, in] layout)
+//
+// Why: with one to four rows (decode steps, beams) the product is a matrix-
+// vector product bound by reading W. TensorFlow's MatMul reaches 15-18 GB/s on
+// it here; streaming each row of W once, with both cores, reaches the memory
+// bandwidth (bench/backend.ts measures both). Accumulation is in fp32, in
+// eight-lane partial sums: results differ from MatMul by summation order only.
+#include <immintrin.h>
+#include <node_api.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "tensorflow/c/kernels.h"
+#include "tensorflow/c/ops.h"
+#include "tensorflow/c/tf_status.h"
+#include "tensorflow/c/tf_tensor.h"
+
+namespace {
+
+constexpr int kMaxRows = 8;
+bool g_avx2 = false;
+
+// y[r] (+)= dot(x[r], w_row) for r < R, one row of W.
+__attribute__((target("avx2,fma"))) inline void dot_rows_avx2(const float* w, const float* x, int64_t K, int R,
+                                                              float* out) {
+  __m256 acc[kMaxRows];
+  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 wv = _mm256_loadu_ps(w + k);
+    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * K + k), acc[r]);
+  }
+  for (int r = 0; r < R; r++) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    float t = _mm_cvtss_f32(s);
+    for (int64_t j = k; j < K; j++) t += w[j] * x[r * K + j];
+    out[r] = t;
+  }
+}
+
+// One input row (R = 1, the decode step), four rows of W at a time: four
+// independent streams give the core's prefetchers more to work with.
+__attribute__((target("avx2,fma"))) inline void dot4_avx2(const float* w, const float* x, int64_t K, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  const float *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + k);
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, a3);
+  }
+  __m256 acc[4] = {a0, a1, a2, a3};
+  const float* rows[4] = {w0, w1, w2, w3};
+  for (int i = 0; i < 4; i++) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    float t = _mm_cvtss_f32(s);
+    for (int64_t j = k; j < K; j++) t += rows[i][j] * x[j];
+    out[i] = t;
+  }
+}
+
+inline void dot_rows_scalar(const float* w, const float* x, int64_t K, int R, float* out) {
+  for (int r = 0; r < R; r++) {
+    float t = 0;
+    for (int64_t j = 0; j < K; j++) t += w[j] * x[r * K + j];
+    out[r] = t;
+  }
+}
+
+void* Create(TF_OpKernelConstruction*) { return nullptr; }
+void Delete(void*) {}
+
+void Compute(void*, TF_OpKernelContext* ctx) {
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* x = nullptr;
+  TF_Tensor* w = nullptr;
+  TF_GetInput(ctx, 0, &x, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &w, status);
+  if (TF_GetCode(status) == TF_OK) {
+    if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) || TF_Dim(x, 0) > kMaxRows) {
+      TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMLinearRows: expects x [R<=8, K] and w [N, K]");
+    }
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    const int R = static_cast<int>(TF_Dim(x, 0));
+    const int64_t K = TF_Dim(x, 1), N = TF_Dim(w, 0);
+    int64_t dims[2] = {R, N};
+    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, sizeof(float) * R * N, status);
+    if (TF_GetCode(status) == TF_OK) {
+      const float* xp = static_cast<const float*>(TF_TensorData(x));
+      const float* wp = static_cast<const float*>(TF_TensorData(w));
+      float* yp = static_cast<float*>(TF_TensorData(y));
+      if (R == 1 && g_avx2) {
+        const int64_t blocks = N / 4;
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) dot4_avx2(wp + 4 * b * K, xp, K, yp + 4 * b);
+        for (int64_t n = 4 * blocks; n < N; n++) dot_rows_avx2(wp + n * K, xp, K, 1, yp + n);
+      } else {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+          float out[kMaxRows];
+          if (g_avx2) dot_rows_avx2(wp + n * K, xp, K, R, out);
+          else dot_rows_scalar(wp + n * K, xp, K, R, out);
+          for (int r = 0; r < R; r++) yp[r * N + n] = out[r];
+        }
+      }
+      TF_DeleteTensor(y);
+    }
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  if (x) TF_DeleteTensor(x);
+  if (w) TF_DeleteTensor(w);
+  TF_DeleteStatus(status);
+}
+
+bool Register(const char** error) {
+  TF_Status* status = TF_NewStatus();
+  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder("MiniCPMLinearRows");
+  TF_OpDefinitionBuilderAddInput(op, "x: float");
+  TF_OpDefinitionBuilderAddInput(op, "w: float");
+  TF_OpDefinitionBuilderAddOutput(op, "y: float");
+  TF_RegisterOpDefinition(op, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMLinearRows", "CPU", &Create, &Compute, &Delete);
+    TF_RegisterKernelBuilder("MiniCPMLinearRowsOp", kb, status);
+  }
+  static char message[512];
+  const bool ok = TF_GetCode(status) == TF_OK;
+  if (!ok) {
+    std::strncpy(message, TF_Message(status), sizeof(message) - 1);
+    *error = message;
+  }
+  TF_DeleteStatus(status);
+  return ok;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  __builtin_cpu_init();
+  g_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static bool registered = false;
+  static const char* error = nullptr;
+  if (!registered && error == nullptr) registered = Register(&error);
+  napi_value v;
+  napi_get_boolean(env, registered, &v);
+  napi_set_named_property(env, exports, "registered", v);
+  napi_create_string_utf8(env, registered ? "" : error, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, exports, "error", v);
+  napi_create_string_utf8(env, g_avx2 ? "avx2+fma" : "scalar", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, exports, "isa", v);
+  napi_create_int32(env, omp_get_max_threads(), &v);
+  napi_set_named_property(env, exports, "threads", v);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
