@@ -1,0 +1,41 @@
+// The project's own TensorFlow kernel for decode products (native/minicpmv_ops.cc):
+// built at install, registered into tfjs-node's TensorFlow, equal to MatMul.
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
+import { LINEAR_ROWS, loadNativeOps } from '../src/backend/native_ops.ts';
+import { linear } from '../src/layers/linear.ts';
+import { mulberry32 } from '../src/model/rng.ts';
+import { expectClose } from './helpers/expect_close.ts';
+
+const native = nativeAvailable();
+const ops = native.ok ? loadNativeOps() : undefined;
+const rand = (n: number, seed: number) => { const r = mulberry32(seed); return Float32Array.from({ length: n }, () => r() * 2 - 1); };
+
+describe.runIf(native.ok)('MiniCPMLinearRows', () => {
+  it.runIf(process.env.CI === 'true')('is built and registered where CI runs', () => {
+    expect(ops?.ok, ops?.detail).toBe(true);
+  });
+
+  it.runIf(ops?.ok === true)('is what linear() runs for up to 8 rows, and it equals MatMul (rtol 1e-5)', async () => {
+    await initBackend('tensorflow');
+    expect(describeBackend(await initBackend('tensorflow'))).toMatch(/decode kernel: native/);
+    for (const [R, K, N] of [[1, 2304, 37], [1, 13, 9], [3, 2304, 257], [8, 100, 64], [2, 7, 5]]) {
+      const x = tf.tensor2d(rand(R * K, R + K), [R, K]), w = tf.tensor2d(rand(N * K, N), [N, K]);
+      const mine = tf.engine().runKernel(LINEAR_ROWS, { x, w }) as tf.Tensor;
+      const ref = tf.matMul(x, w, false, true);
+      const viaLinear = linear(x, w);
+      expectClose(`R=${R} K=${K} N=${N}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
+        { rtol: 1e-5, atol: 1e-5 });
+      expect(Array.from(viaLinear.dataSync())).toEqual(Array.from(mine.dataSync()));
+      tf.dispose([x, w, mine, ref, viaLinear]);
+    }
+  });
+
+  it.runIf(ops?.ok === true)('refuses inputs of the wrong shape with a clear error', async () => {
+    await initBackend('tensorflow');
+    const x = tf.zeros([2, 5]), w = tf.zeros([3, 4]);
+    expect(() => tf.engine().runKernel(LINEAR_ROWS, { x, w })).toThrow(/MiniCPMLinearRows: expects x \[R<=8, K\] and w \[N, K\]/);
+    tf.dispose([x, w]);
+  });
+});
