@@ -17,7 +17,7 @@ describe.runIf(native.ok)('MiniCPMLinearRows', () => {
     expect(ops?.ok, ops?.detail).toBe(true);
   });
 
-  it.runIf(ops?.ok === true)('is what linear() runs for up to 8 rows, and it equals MatMul (rtol 1e-5)', async () => {
+  it.runIf(ops?.ok === true)('is what linear() runs for up to 8 rows, and it equals MatMul (rtol 1e-5, atol 1e-4)', async () => {
     await initBackend('tensorflow');
     expect(describeBackend(await initBackend('tensorflow'))).toMatch(/decode kernel: native/);
     for (const [R, K, N] of [[1, 2304, 37], [1, 13, 9], [3, 2304, 257], [8, 100, 64], [2, 7, 5]]) {
@@ -25,8 +25,9 @@ describe.runIf(native.ok)('MiniCPMLinearRows', () => {
       const mine = tf.engine().runKernel(LINEAR_ROWS, { x, w }) as tf.Tensor;
       const ref = tf.matMul(x, w, false, true);
       const viaLinear = linear(x, w);
+      // Only the summation order differs: K terms of size ~1 leave absolute differences of a few 1e-5.
       expectClose(`R=${R} K=${K} N=${N}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
-        { rtol: 1e-5, atol: 1e-5 });
+        { rtol: 1e-5, atol: 1e-4 });
       expect(Array.from(viaLinear.dataSync())).toEqual(Array.from(mine.dataSync()));
       tf.dispose([x, w, mine, ref, viaLinear]);
     }
