@@ -40,3 +40,35 @@ describe.runIf(native.ok)('MiniCPMLinearRows', () => {
     tf.dispose([x, w]);
   });
 });
+
+describe.runIf(native.ok)('MiniCPMReadTensor', () => {
+  it.runIf(ops?.ok === true)('reads F32, BF16 and F16 tensors exactly as the JavaScript reader does', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { SafetensorsFile, writeSafetensors } = await import('../src/weights/safetensors.ts');
+    const { readTensorNative } = await import('../src/backend/native_ops.ts');
+    await initBackend('tensorflow');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'read-')), 'w.safetensors');
+    const data = rand(1000 * 37 + 5, 9).map((v, i) => (i % 97 === 0 ? v * 1e4 : v));
+    writeSafetensors(file, [
+      { name: 'a', dtype: 'F32', shape: [37, 5], data: data.subarray(0, 185) },
+      { name: 'b', dtype: 'BF16', shape: [1000, 37], data: data.subarray(5, 37005) },
+      { name: 'c', dtype: 'F16', shape: [7, 3], data: data.subarray(0, 21) },
+      { name: 'd', dtype: 'BF16', shape: [3], data: data.subarray(0, 3) },
+    ]);
+    const f = SafetensorsFile.open(file);
+    for (const k of ['a', 'b', 'c', 'd']) {
+      const at = f.location(k);
+      const t = readTensorNative(at.file, at.offset, at.count, at.dtype, f.info(k).shape)!;
+      expect(t, k).toBeDefined();
+      expect(t.shape).toEqual(f.info(k).shape);
+      expect(Array.from(t.dataSync()), k).toEqual(Array.from(f.readFloat32(k)));
+      t.dispose();
+    }
+    const at = f.location('b');
+    expect(() => readTensorNative(at.file, at.offset + 70_000, at.count, 'BF16', [1000, 37])).toThrow(/unexpected end of file/);
+    expect(() => readTensorNative(`${file}.missing`, 0, 3, 'F32', [3])).toThrow(/missing.*No such file/);
+    f.close();
+  });
+});

@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '../tfjs.ts';
 
 export const LINEAR_ROWS = 'MiniCPMLinearRows';
+export const READ_TENSOR = 'MiniCPMReadTensor';
+/** Stored dtypes the native reader widens to float32. */
+export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
 /** Most rows the kernel takes (decode steps and beams); more go to MatMul. */
 export const LINEAR_ROWS_MAX = 8;
 
@@ -24,6 +27,7 @@ let state: NativeOps | undefined;
 
 interface KernelBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number };
 }
 
 /** Loads the addon once (after tfjs-node) and registers the TF.js kernel. */
@@ -40,8 +44,34 @@ export function loadNativeOps(): NativeOps {
       kernelFunc: ({ inputs, backend }) =>
         (backend as unknown as KernelBackend).executeSingleOutput(LINEAR_ROWS, [], [inputs.x as tf.TensorInfo, inputs.w as tf.TensorInfo]),
     });
+    tf.registerKernel({
+      kernelName: READ_TENSOR,
+      backendName: 'tensorflow',
+      kernelFunc: ({ backend, attrs }) => {
+        const b = backend as unknown as KernelBackend;
+        const a = attrs as unknown as { path: string; offset: number; count: number; dtype: string };
+        return b.executeSingleOutput(READ_TENSOR, [
+          { name: 'path', type: b.binding.TF_ATTR_STRING, value: a.path },
+          { name: 'offset', type: b.binding.TF_ATTR_INT, value: a.offset },
+          { name: 'count', type: b.binding.TF_ATTR_INT, value: a.count },
+          { name: 'dtype', type: b.binding.TF_ATTR_STRING, value: a.dtype },
+        ], []);
+      },
+    });
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads` });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}` });
   }
+}
+
+/**
+ * A float32 tensor read by the native kernel straight from a file (F32, BF16
+ * or F16 at a byte offset), or undefined where the kernel is not available.
+ */
+export function readTensorNative(file: string, offset: number, count: number, dtype: string, shape: number[]): tf.Tensor | undefined {
+  if (!NATIVE_READ_DTYPES.has(dtype) || tf.getKernel(READ_TENSOR, tf.getBackend()) === undefined) return undefined;
+  return tf.tidy(() => {
+    const flat = tf.engine().runKernel(READ_TENSOR, {}, { path: file, offset, count, dtype } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return flat.reshape(shape);
+  });
 }

@@ -7,6 +7,7 @@ import { expectedTensors } from '../config.ts';
 import { loadImage } from '../image/decode.ts';
 import { preprocess } from '../image/preprocess.ts';
 import type { RgbImage } from '../image/types.ts';
+import { readTensorNative } from '../backend/native_ops.ts';
 import { Hooks } from './hooks.ts';
 import { KVCache, MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
 import { ParamStore } from './params.ts';
@@ -18,6 +19,8 @@ export interface TensorSource {
   has(key: string): boolean;
   info(key: string): { shape: number[] };
   readFloat32(key: string): Float32Array;
+  /** Optional: where the tensor's bytes are, so the native reader can load it without JavaScript. */
+  location?(key: string): { file: string; offset: number; dtype: string; count: number };
 }
 
 export type ModelParts = 'all' | 'vision';
@@ -106,8 +109,12 @@ export class MiniCPMV {
     const tensors = new Map<string, tf.Tensor>();
     try {
       wanted.forEach((t, i) => {
-        const w = tf.tensor(source.readFloat32(t.key), t.shape, 'float32');
-        uploadNow(w);
+        const at = source.location?.(t.key);
+        let w = at ? readTensorNative(at.file, at.offset, at.count, at.dtype, t.shape) : undefined;
+        if (!w) {
+          w = tf.tensor(source.readFloat32(t.key), t.shape, 'float32');
+          uploadNow(w);
+        }
         tensors.set(t.key, w);
         opts.onProgress?.(i + 1, wanted.length, t.key);
       });

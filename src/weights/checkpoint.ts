@@ -56,6 +56,10 @@ export class Checkpoint {
     return this.file(key).info(key);
   }
 
+  location(key: string): ReturnType<SafetensorsFile['location']> {
+    return this.file(key).location(key);
+  }
+
   readFloat32(key: string): Float32Array {
     return this.file(key).readFloat32(key);
   }

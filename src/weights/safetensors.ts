@@ -227,6 +227,12 @@ export class SafetensorsFile {
   }
 
   /** Any dtype widened/narrowed to float32: BF16 is exact (u16 << 16), F16 exact, F64 rounded, ints converted. */
+  /** Where a tensor's bytes are: this file, absolute byte offset, dtype, element count. */
+  location(key: string): { file: string; offset: number; dtype: STDtype; count: number } {
+    const t = this.info(key);
+    return { file: this.path, offset: this.dataStart + t.begin, dtype: t.dtype, count: numel(t.shape) };
+  }
+
   readFloat32(key: string): Float32Array {
     const t = this.info(key);
     const n = numel(t.shape);
