@@ -40,9 +40,10 @@ describe('native setup package', () => {
     for (const n of names) expect(files.get(`package/${n}`)!.equals(fs.readFileSync(path.join(src, n))), n).toBe(true);
   });
 
-  it('stages the headers the binding includes, transitively', () => {
+  it('stages the headers the binding and native/ include, transitively', () => {
     const setup = fs.readFileSync(path.join(repoRoot, 'tools', 'native-setup', 'setup.cjs'), 'utf8');
-    for (const p of ['tensorflow/include/tensorflow/c/', 'tensorflow/include/xla/tsl/c/', 'tensorflow/include/tsl/platform/ctstring',
+    for (const p of ['tensorflow/include/tensorflow/c/', 'tensorflow/include/xla/tsl/c/', 'tensorflow/include/tsl/platform/',
+      'tensorflow/include/tensorflow/core/platform/', 'tensorflow/include/tensorflow/core/common_runtime/next_pluggable_device/c/',
       'tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2']) expect(setup).toContain(p);
   });
 });
