@@ -70,7 +70,8 @@ const date = new Date().toISOString().slice(0, 10);
 const lines: string[] = [
   `# Benchmark results (${full ? 'full-size architecture, random weights' : 'bundled tiny model'})`, '',
   `- date: ${date}; machine: ${cpuModel}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.platform()}/${os.arch()}`,
-  `- model: ${path.relative(root, dir).startsWith('..') ? dir : path.relative(root, dir)}; ${reps} timed repetitions after a warm-up, medians`,
+  `- model: ${path.relative(root, dir).startsWith('..') ? (full && !arg('model') ? 'random full-size bf16 checkpoint (minicpmv random-weights, seed 0)' : path.basename(dir)) : path.relative(root, dir)}; ` +
+    `${reps} timed repetitions after a warm-up, medians`,
   `- versions: Node ${process.version}, @tensorflow/tfjs-core 4.22.0, TensorFlow C API ${(Object.values(results)[0] as Record<string, unknown>)?.tfVersion ?? '–'}; ` +
     `PyTorch ${pt.torch ?? '–'} (${threads} threads)`,
   `- machine limits (same run): best fp32 matmul ${num(lim.matmulGflops, 1)} GFLOP/s (torch); ` +
@@ -105,6 +106,9 @@ if (tfr && !('error' in tfr)) {
 const md = lines.join('\n') + '\n';
 const out = path.join(root, 'bench', full ? 'RESULTS.md' : 'RESULTS-quick.md');
 fs.writeFileSync(out, md);
-fs.writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify({ date, full, model: dir, results, pytorch, limits }, null, 2) + '\n');
+// Paths of this machine stay out of the committed results.
+const json = JSON.stringify({ date, full, model: path.basename(dir), results, pytorch, limits }, null, 2)
+  .split(root + path.sep).join('').split(dir).join(`<${path.basename(dir)}>`);
+fs.writeFileSync(out.replace(/\.md$/, '.json'), json + '\n');
 process.stdout.write(md);
 log(`wrote ${path.relative(root, out)} and its .json`);

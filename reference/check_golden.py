@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check this reference against the golden outputs of the ORIGINAL PyTorch code (/work/shared/golden).
+"""Check this reference against the golden outputs of the ORIGINAL PyTorch code (../shared/golden beside the repository).
 
 usage: check_golden.py [--golden DIR] [--rtol 1e-5] [--json OUT.json]
 

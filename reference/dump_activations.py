@@ -9,7 +9,7 @@ this reference's layout, e.g. weights/tiny (BF16; the reference computes in fp32
 "content": str}; the image goes into the first (user) message, as MiniCPMV.chat does. --prompt TEXT is
 shorthand for [{"role": "user", "content": TEXT}].
 
-Keys (as /work/shared/golden/tiny-a/README.md): input_ids, image_bound, pixel_values, vpm.patch_embed (NHWC),
+Keys (as ../shared/golden/tiny-a/README.md): input_ids, image_bound, pixel_values, vpm.patch_embed (NHWC),
 vpm.pos_embed_resampled, vpm.blocks.{i}, vpm.norm, resampler.attn, resampler.ln_post, resampler, inputs_embeds,
 llm.model.layers.{i}.self_attn / .mlp / (layer), llm.model.norm, logits (+ logits.positions), greedy.ids,
 greedy.topk_ids, greedy.topk_logits, beam.ids, and sample.ids with --sample-seed (mulberry32 draw rule of

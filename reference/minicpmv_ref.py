@@ -1,6 +1,6 @@
 """Independent PyTorch reference of MiniCPM-V v1 (HF `openbmb/MiniCPM-V`, OmniLMM-3B), fp32 on CPU.
 
-Written from /work/shared/SPEC.md (section numbers below are SPEC's), not from the original code. Parameter
+Written from ../shared/SPEC.md (section numbers below are SPEC's), not from the original code. Parameter
 names are the checkpoint's: `vpm.*` is timm's own VisionTransformer (SigLIP so400m family, SPEC 2),
 `resampler.*` uses torch.nn.MultiheadAttention (SPEC 3), `llm.*` is a small MiniCPM decoder with a KV cache
 (eager attention, SPEC 4). Module paths double as hook names: a forward hook on `llm.model.layers.0.mlp`

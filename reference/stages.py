@@ -1,6 +1,6 @@
 """Stage capture shared by check_golden.py, make_fixtures.py and dump_activations.py.
 
-Keys follow PyTorch module paths, as in /work/shared/golden/tiny-a/README.md. Forward hooks are registered by
+Keys follow PyTorch module paths, as in ../shared/golden/tiny-a/README.md. Forward hooks are registered by
 module path, so the same code records the original HF model (`--hf`) and this reference.
 """
 from __future__ import annotations
