@@ -72,3 +72,25 @@ describe.runIf(native.ok)('MiniCPMReadTensor', () => {
     f.close();
   });
 });
+
+describe.runIf(native.ok)('MiniCPMNorm', () => {
+  it.runIf(ops?.ok === true)('LayerNorm and RMSNorm equal their TF.js-op versions (rtol 1e-5)', async () => {
+    const { layerNorm, layerNormOps } = await import('../src/layers/layer_norm.ts');
+    const { rmsNorm, rmsNormOps } = await import('../src/layers/rms_norm.ts');
+    await initBackend('tensorflow');
+    for (const [R, D] of [[1, 2304], [80, 256], [1024, 96], [3, 7]]) {
+      const x = tf.tensor2d(rand(R * D, R * 7 + D), [R, D]).mul(3).add(0.5);
+      const w = tf.tensor1d(rand(D, D + 1)), b = tf.tensor1d(rand(D, D + 2));
+      const pairs: [string, tf.Tensor, tf.Tensor][] = [
+        ['layer', layerNorm(x, w, b, 1e-6), layerNormOps(x, w, b, 1e-6)],
+        ['rms', rmsNorm(x.reshape([1, R, D]), w, 1e-5), rmsNormOps(x.reshape([1, R, D]), w, 1e-5)],
+      ];
+      for (const [kind, mine, ref] of pairs) {
+        expect(mine.shape).toEqual(ref.shape);
+        expectClose(`${kind} R=${R} D=${D}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
+          { rtol: 1e-5, atol: 1e-5 });
+      }
+      tf.dispose([x, w, b, ...pairs.flatMap((p) => [p[1], p[2]])]);
+    }
+  });
+});

@@ -11,6 +11,7 @@ import * as tf from '../tfjs.ts';
 
 export const LINEAR_ROWS = 'MiniCPMLinearRows';
 export const READ_TENSOR = 'MiniCPMReadTensor';
+export const NORM = 'MiniCPMNorm';
 /** Stored dtypes the native reader widens to float32. */
 export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
 /** Most rows the kernel takes (decode steps and beams); more go to MatMul. */
@@ -27,7 +28,7 @@ let state: NativeOps | undefined;
 
 interface KernelBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
-  binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number };
+  binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number };
 }
 
 /** Loads the addon once (after tfjs-node) and registers the TF.js kernel. */
@@ -58,6 +59,18 @@ export function loadNativeOps(): NativeOps {
         ], []);
       },
     });
+    tf.registerKernel({
+      kernelName: NORM,
+      backendName: 'tensorflow',
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const b = backend as unknown as KernelBackend;
+        const a = attrs as unknown as { kind: 'layer' | 'rms'; eps: number };
+        return b.executeSingleOutput(NORM, [
+          { name: 'kind', type: b.binding.TF_ATTR_STRING, value: a.kind },
+          { name: 'eps', type: b.binding.TF_ATTR_FLOAT, value: a.eps },
+        ], [inputs.x as tf.TensorInfo, inputs.w as tf.TensorInfo, inputs.b as tf.TensorInfo]);
+      },
+    });
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads` });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}` });
@@ -73,5 +86,19 @@ export function readTensorNative(file: string, offset: number, count: number, dt
   return tf.tidy(() => {
     const flat = tf.engine().runKernel(READ_TENSOR, {}, { path: file, offset, count, dtype } as unknown as tf.NamedAttrMap) as tf.Tensor;
     return flat.reshape(shape);
+  });
+}
+
+/**
+ * LayerNorm ('layer', with bias) or MiniCPM's RMSNorm ('rms') over the last
+ * dimension in one native pass, or undefined where the kernel is not available.
+ */
+export function normNative(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, kind: 'layer' | 'rms', eps: number): tf.Tensor | undefined {
+  if (tf.getKernel(NORM, tf.getBackend()) === undefined) return undefined;
+  return tf.tidy(() => {
+    const D = x.shape[x.rank - 1];
+    const x2 = x.rank === 2 ? x : x.reshape([-1, D]);
+    const y = tf.engine().runKernel(NORM, { x: x2, w, b: b ?? w }, { kind, eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return x.rank === 2 ? y : y.reshape(x.shape);
   });
 }
