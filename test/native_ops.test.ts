@@ -94,3 +94,18 @@ describe.runIf(native.ok)('MiniCPMNorm', () => {
     }
   });
 });
+
+describe.runIf(native.ok)('MiniCPMSoftmax', () => {
+  it.runIf(ops?.ok === true)('equals tf.softmax, masked rows included (rtol 1e-5)', async () => {
+    const { softmaxNative } = await import('../src/backend/native_ops.ts');
+    await initBackend('tensorflow');
+    for (const shape of [[1, 16, 64, 1024], [2, 3, 5, 13], [1, 36, 1, 86], [7]]) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor(rand(n, n % 1000).map((v, i) => (i % 11 === 3 ? -3.4e38 : v * 30)), shape);
+      const mine = softmaxNative(x)!, ref = tf.softmax(x, -1);
+      expectClose(`softmax [${shape}]`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
+        { rtol: 1e-5, atol: 1e-7 });
+      tf.dispose([x, mine, ref]);
+    }
+  });
+});

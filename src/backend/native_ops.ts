@@ -12,6 +12,7 @@ import * as tf from '../tfjs.ts';
 export const LINEAR_ROWS = 'MiniCPMLinearRows';
 export const READ_TENSOR = 'MiniCPMReadTensor';
 export const NORM = 'MiniCPMNorm';
+export const SOFTMAX = 'MiniCPMSoftmax';
 /** Stored dtypes the native reader widens to float32. */
 export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
 /** Most rows the kernel takes (decode steps and beams); more go to MatMul. */
@@ -71,6 +72,11 @@ export function loadNativeOps(): NativeOps {
         ], [inputs.x as tf.TensorInfo, inputs.w as tf.TensorInfo, inputs.b as tf.TensorInfo]);
       },
     });
+    tf.registerKernel({
+      kernelName: SOFTMAX,
+      backendName: 'tensorflow',
+      kernelFunc: ({ inputs, backend }) => (backend as unknown as KernelBackend).executeSingleOutput(SOFTMAX, [], [inputs.x as tf.TensorInfo]),
+    });
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads` });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}` });
@@ -101,4 +107,10 @@ export function normNative(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined,
     const y = tf.engine().runKernel(NORM, { x: x2, w, b: b ?? w }, { kind, eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
     return x.rank === 2 ? y : y.reshape(x.shape);
   });
+}
+
+/** Softmax over the last dimension in one native pass per row (both cores), or undefined where not available. */
+export function softmaxNative(x: tf.Tensor): tf.Tensor | undefined {
+  if (tf.getKernel(SOFTMAX, tf.getBackend()) === undefined) return undefined;
+  return tf.engine().runKernel(SOFTMAX, { x }) as tf.Tensor;
 }

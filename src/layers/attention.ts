@@ -3,6 +3,7 @@
 // `scaleQueryFirst` reproduces nn.MultiheadAttention, which multiplies q by
 // the scale before the product; the LLM and timm's ViT scale the scores.
 import * as tf from '../tfjs.ts';
+import { softmaxNative } from '../backend/native_ops.ts';
 
 export interface AttentionOptions {
   scale: number;
@@ -20,7 +21,8 @@ export function scaledDotProductAttention(
       ? tf.matMul(tf.mul(q, opts.scale), k, false, true)
       : tf.mul(tf.matMul(q, k, false, true), opts.scale);
     if (opts.causal && Tq > 1) scores = tf.add(scores, causalMask(Tq, Tk));
-    return tf.matMul(tf.softmax(scores, -1), v) as tf.Tensor4D;
+    // The project's native softmax where loaded (src/backend/native_ops.ts), else TF.js's.
+    return tf.matMul(softmaxNative(scores) ?? tf.softmax(scores, -1), v) as tf.Tensor4D;
   });
 }
 
