@@ -109,3 +109,19 @@ describe.runIf(native.ok)('MiniCPMSoftmax', () => {
     }
   });
 });
+
+describe.runIf(native.ok)('MiniCPMBiasGelu', () => {
+  it.runIf(ops?.ok === true)('equals the exact-erf GELU of x + b in TF.js ops (atol 2e-6)', async () => {
+    const { biasGeluNative } = await import('../src/backend/native_ops.ts');
+    const { geluErf } = await import('../src/layers/mlp.ts');
+    await initBackend('tensorflow');
+    for (const [R, D] of [[1024, 358], [3, 13], [1, 4304]]) {
+      const x = tf.tensor2d(rand(R * D, R + D).map((v) => v * 6), [R, D]), b = tf.tensor1d(rand(D, D));
+      const mine = biasGeluNative(x, b)!, ref = geluErf(tf.add(x, b));
+      // A&S 7.1.26 erf is within 1.5e-7 of erf; GELU scales that by |v|/2 <= 3.5.
+      expectClose(`gelu R=${R} D=${D}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
+        { rtol: 1e-6, atol: 2e-6 });
+      tf.dispose([x, b, mine, ref]);
+    }
+  });
+});

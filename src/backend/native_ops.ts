@@ -13,6 +13,7 @@ export const LINEAR_ROWS = 'MiniCPMLinearRows';
 export const READ_TENSOR = 'MiniCPMReadTensor';
 export const NORM = 'MiniCPMNorm';
 export const SOFTMAX = 'MiniCPMSoftmax';
+export const BIAS_GELU = 'MiniCPMBiasGelu';
 /** Stored dtypes the native reader widens to float32. */
 export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
 /** Most rows the kernel takes (decode steps and beams); more go to MatMul. */
@@ -73,6 +74,12 @@ export function loadNativeOps(): NativeOps {
       },
     });
     tf.registerKernel({
+      kernelName: BIAS_GELU,
+      backendName: 'tensorflow',
+      kernelFunc: ({ inputs, backend }) =>
+        (backend as unknown as KernelBackend).executeSingleOutput(BIAS_GELU, [], [inputs.x as tf.TensorInfo, inputs.b as tf.TensorInfo]),
+    });
+    tf.registerKernel({
       kernelName: SOFTMAX,
       backendName: 'tensorflow',
       kernelFunc: ({ inputs, backend }) => (backend as unknown as KernelBackend).executeSingleOutput(SOFTMAX, [], [inputs.x as tf.TensorInfo]),
@@ -113,4 +120,14 @@ export function normNative(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined,
 export function softmaxNative(x: tf.Tensor): tf.Tensor | undefined {
   if (tf.getKernel(SOFTMAX, tf.getBackend()) === undefined) return undefined;
   return tf.engine().runKernel(SOFTMAX, { x }) as tf.Tensor;
+}
+
+/** Exact-erf GELU of x + b (x [R, D] or [..., D], b [D]) in one native pass, or undefined where not available. */
+export function biasGeluNative(x: tf.Tensor, b: tf.Tensor): tf.Tensor | undefined {
+  if (tf.getKernel(BIAS_GELU, tf.getBackend()) === undefined) return undefined;
+  return tf.tidy(() => {
+    const D = x.shape[x.rank - 1];
+    const y = tf.engine().runKernel(BIAS_GELU, { x: x.rank === 2 ? x : x.reshape([-1, D]), b }) as tf.Tensor;
+    return x.rank === 2 ? y : y.reshape(x.shape);
+  });
 }
