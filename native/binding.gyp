@@ -9,7 +9,7 @@
     'target_name': 'minicpmv_ops',
     'sources': ['minicpmv_ops.cc'],
     'include_dirs': ['<(tfjs_node_dir)/deps/include'],
-    'cflags_cc': ['-O3', '-fopenmp', '-std=c++17', '-fno-strict-aliasing'],
+    'cflags_cc': ['-O3', '-fopenmp', '-std=c++17', '-fno-strict-aliasing', '-ffp-contract=off'],
     'ldflags': ['-fopenmp', '-Wl,-rpath,<(tfjs_node_dir)/deps/lib'],
     'libraries': ['-L<(tfjs_node_dir)/deps/lib', '-ltensorflow', '-ltensorflow_framework'],
   }],

@@ -18,6 +18,9 @@
 //   0.5·v·(1 + erf(v/√2)) with erf from Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the
 //   approximation TF.js's cpu backend uses): one pass instead of six TF kernels.
 //
+//   MiniCPMRotary(x: float [B, H, T, d], cos: float [T, d], sin: float [T, d]) -> x·cos + rotate_half(x)·sin
+//   with rotate_half(x) = cat(-x[d/2:], x[:d/2]): one pass instead of six TF kernels.
+//
 //   MiniCPMReadTensor(path: string, offset: int, count: int, dtype: string) -> y: float [count]
 //   reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte
 //   `offset` of `path` straight into a new float32 TensorFlow tensor: the
@@ -456,6 +459,47 @@ void ComputeBiasGelu(void*, TF_OpKernelContext* ctx) {
   TF_DeleteStatus(status);
 }
 
+void ComputeRotary(void*, TF_OpKernelContext* ctx) {
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor *x = nullptr, *c = nullptr, *s = nullptr;
+  TF_GetInput(ctx, 0, &x, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &c, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 2, &s, status);
+  if (TF_GetCode(status) == TF_OK &&
+      (TF_NumDims(x) != 4 || TF_NumDims(c) != 2 || TF_NumDims(s) != 2 || TF_Dim(c, 0) != TF_Dim(x, 2) ||
+       TF_Dim(c, 1) != TF_Dim(x, 3) || TF_Dim(s, 0) != TF_Dim(x, 2) || TF_Dim(s, 1) != TF_Dim(x, 3) || TF_Dim(x, 3) % 2)) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMRotary: expects x [B, H, T, d] (d even), cos and sin [T, d]");
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    int64_t dims[4] = {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(x, 3)};
+    const int64_t T = dims[2], d = dims[3], half = d / 2, rows = dims[0] * dims[1] * T;
+    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, sizeof(float) * rows * d, status);
+    if (TF_GetCode(status) == TF_OK) {
+      const float* xp = static_cast<const float*>(TF_TensorData(x));
+      const float* cp = static_cast<const float*>(TF_TensorData(c));
+      const float* sp = static_cast<const float*>(TF_TensorData(s));
+      float* yp = static_cast<float*>(TF_TensorData(y));
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+      for (int64_t r = 0; r < rows; r++) {
+        const float* xr = xp + r * d;
+        const float* cr = cp + (r % T) * d;
+        const float* sr = sp + (r % T) * d;
+        float* yr = yp + r * d;
+        for (int64_t k = 0; k < half; k++) {
+          const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
+          yr[k] = a + b;
+          const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
+          yr[k + half] = e + f;
+        }
+      }
+      TF_DeleteTensor(y);
+    }
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  for (TF_Tensor* t : {x, c, s}) if (t) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
 void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
   float m = x[0];
   for (int64_t i = 1; i < D; i++) m = x[i] > m ? x[i] : m;
@@ -553,6 +597,18 @@ bool Register(const char** error) {
   if (TF_GetCode(status) == TF_OK) {
     TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMBiasGelu", "CPU", &Create, &ComputeBiasGelu, &Delete);
     TF_RegisterKernelBuilder("MiniCPMBiasGeluOp", kb, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpDefinitionBuilder* rot = TF_NewOpDefinitionBuilder("MiniCPMRotary");
+    TF_OpDefinitionBuilderAddInput(rot, "x: float");
+    TF_OpDefinitionBuilderAddInput(rot, "cos: float");
+    TF_OpDefinitionBuilderAddInput(rot, "sin: float");
+    TF_OpDefinitionBuilderAddOutput(rot, "y: float");
+    TF_RegisterOpDefinition(rot, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMRotary", "CPU", &Create, &ComputeRotary, &Delete);
+    TF_RegisterKernelBuilder("MiniCPMRotaryOp", kb, status);
   }
   static char message[512];
   const bool ok = TF_GetCode(status) == TF_OK;

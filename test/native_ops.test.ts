@@ -125,3 +125,18 @@ describe.runIf(native.ok)('MiniCPMBiasGelu', () => {
     }
   });
 });
+
+describe.runIf(native.ok)('MiniCPMRotary', () => {
+  it.runIf(ops?.ok === true)('equals the TF.js-op rotary bit for bit', async () => {
+    const { applyRotaryOps, rotaryTables } = await import('../src/layers/rotary.ts');
+    const { rotaryNative } = await import('../src/backend/native_ops.ts');
+    await initBackend('tensorflow');
+    for (const [B, H, T] of [[1, 36, 1], [3, 4, 1], [1, 2, 80]]) {
+      const { cos, sin } = rotaryTables(Array.from({ length: T }, (_, i) => 7 + i * 3), 64, 10000);
+      const x = tf.tensor4d(rand(B * H * T * 64, B + H + T), [B, H, T, 64]);
+      const mine = rotaryNative(x, cos, sin)!, ref = applyRotaryOps(x, cos, sin);
+      expect(Array.from(mine.dataSync())).toEqual(Array.from(ref.dataSync()));
+      tf.dispose([cos, sin, x, mine, ref]);
+    }
+  });
+});

@@ -14,6 +14,7 @@ export const READ_TENSOR = 'MiniCPMReadTensor';
 export const NORM = 'MiniCPMNorm';
 export const SOFTMAX = 'MiniCPMSoftmax';
 export const BIAS_GELU = 'MiniCPMBiasGelu';
+export const ROTARY = 'MiniCPMRotary';
 /** Stored dtypes the native reader widens to float32. */
 export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
 /** Most rows the kernel takes (decode steps and beams); more go to MatMul. */
@@ -80,6 +81,12 @@ export function loadNativeOps(): NativeOps {
         (backend as unknown as KernelBackend).executeSingleOutput(BIAS_GELU, [], [inputs.x as tf.TensorInfo, inputs.b as tf.TensorInfo]),
     });
     tf.registerKernel({
+      kernelName: ROTARY,
+      backendName: 'tensorflow',
+      kernelFunc: ({ inputs, backend }) => (backend as unknown as KernelBackend).executeSingleOutput(ROTARY, [],
+        [inputs.x as tf.TensorInfo, inputs.cos as tf.TensorInfo, inputs.sin as tf.TensorInfo]),
+    });
+    tf.registerKernel({
       kernelName: SOFTMAX,
       backendName: 'tensorflow',
       kernelFunc: ({ inputs, backend }) => (backend as unknown as KernelBackend).executeSingleOutput(SOFTMAX, [], [inputs.x as tf.TensorInfo]),
@@ -130,4 +137,10 @@ export function biasGeluNative(x: tf.Tensor, b: tf.Tensor): tf.Tensor | undefine
     const y = tf.engine().runKernel(BIAS_GELU, { x: x.rank === 2 ? x : x.reshape([-1, D]), b }) as tf.Tensor;
     return x.rank === 2 ? y : y.reshape(x.shape);
   });
+}
+
+/** x·cos + rotate_half(x)·sin for x [B, H, T, d] in one native pass, or undefined where not available. */
+export function rotaryNative(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D | undefined {
+  if (tf.getKernel(ROTARY, tf.getBackend()) === undefined) return undefined;
+  return tf.engine().runKernel(ROTARY, { x, cos, sin }) as tf.Tensor4D;
 }

@@ -3,6 +3,7 @@
 //   inv_freq[k] = 1 / theta^(2k/d), k = 0..d/2-1;  emb = cat(freqs, freqs)
 //   q' = q·cos + rotate_half(q)·sin,  rotate_half(x) = cat(-x[d/2:], x[:d/2])
 import * as tf from '../tfjs.ts';
+import { rotaryNative } from '../backend/native_ops.ts';
 
 /** cos/sin tables [positions, headDim] for the given absolute positions. */
 export function rotaryTables(positions: number[], headDim: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
@@ -22,8 +23,13 @@ export function rotaryTables(positions: number[], headDim: number, theta: number
   return { cos: tf.tensor2d(cos, [positions.length, headDim]), sin: tf.tensor2d(sin, [positions.length, headDim]) };
 }
 
-/** x [B, H, T, d]; cos/sin [T, d]. */
+/** x [B, H, T, d]; cos/sin [T, d]. One native pass where the project's kernel is loaded. */
 export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  return rotaryNative(x, cos, sin) ?? applyRotaryOps(x, cos, sin);
+}
+
+/** The same in TF.js ops (the reference). */
+export function applyRotaryOps(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
   return tf.tidy(() => {
     const d = x.shape[3];
     const [x1, x2] = tf.split(x, [d / 2, d / 2], 3);
