@@ -42,6 +42,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "tensorflow/c/kernels.h"
@@ -538,77 +539,44 @@ void ComputeSoftmax(void*, TF_OpKernelContext* ctx) {
   TF_DeleteStatus(status);
 }
 
+struct OpSpec {
+  const char* name;
+  std::initializer_list<const char*> inputs;  // "x: float"
+  std::initializer_list<const char*> attrs;   // "eps: float"
+  bool stateful;
+  void* (*create)(TF_OpKernelConstruction*);
+  void (*compute)(void*, TF_OpKernelContext*);
+  void (*destroy)(void*);
+};
+
+// Registers the op definition (one float output "y") and its CPU kernel.
+void RegisterOp(const OpSpec& op, TF_Status* status) {
+  TF_OpDefinitionBuilder* b = TF_NewOpDefinitionBuilder(op.name);
+  for (const char* in : op.inputs) TF_OpDefinitionBuilderAddInput(b, in);
+  for (const char* attr : op.attrs) TF_OpDefinitionBuilderAddAttr(b, attr);
+  TF_OpDefinitionBuilderAddOutput(b, "y: float");
+  if (op.stateful) TF_OpDefinitionBuilderSetIsStateful(b, true);
+  TF_RegisterOpDefinition(b, status);
+  if (TF_GetCode(status) != TF_OK) return;
+  TF_KernelBuilder* kb = TF_NewKernelBuilder(op.name, "CPU", op.create, op.compute, op.destroy);
+  TF_RegisterKernelBuilder((std::string(op.name) + "Op").c_str(), kb, status);
+}
+
 bool Register(const char** error) {
+  const OpSpec ops[] = {
+      {"MiniCPMLinearRows", {"x: float", "w: float"}, {}, false, &Create, &Compute, &Delete},
+      {"MiniCPMReadTensor", {}, {"path: string", "offset: int", "count: int", "dtype: string"}, true, &CreateRead,
+       &ComputeRead, &DeleteRead},
+      {"MiniCPMNorm", {"x: float", "w: float", "b: float"}, {"kind: string", "eps: float"}, false, &CreateNorm,
+       &ComputeNorm, &DeleteNorm},
+      {"MiniCPMSoftmax", {"x: float"}, {}, false, &Create, &ComputeSoftmax, &Delete},
+      {"MiniCPMBiasGelu", {"x: float", "b: float"}, {}, false, &Create, &ComputeBiasGelu, &Delete},
+      {"MiniCPMRotary", {"x: float", "cos: float", "sin: float"}, {}, false, &Create, &ComputeRotary, &Delete},
+  };
   TF_Status* status = TF_NewStatus();
-  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder("MiniCPMLinearRows");
-  TF_OpDefinitionBuilderAddInput(op, "x: float");
-  TF_OpDefinitionBuilderAddInput(op, "w: float");
-  TF_OpDefinitionBuilderAddOutput(op, "y: float");
-  TF_RegisterOpDefinition(op, status);
-  if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMLinearRows", "CPU", &Create, &Compute, &Delete);
-    TF_RegisterKernelBuilder("MiniCPMLinearRowsOp", kb, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpDefinitionBuilder* read = TF_NewOpDefinitionBuilder("MiniCPMReadTensor");
-    TF_OpDefinitionBuilderAddAttr(read, "path: string");
-    TF_OpDefinitionBuilderAddAttr(read, "offset: int");
-    TF_OpDefinitionBuilderAddAttr(read, "count: int");
-    TF_OpDefinitionBuilderAddAttr(read, "dtype: string");
-    TF_OpDefinitionBuilderAddOutput(read, "y: float");
-    TF_OpDefinitionBuilderSetIsStateful(read, true);
-    TF_RegisterOpDefinition(read, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMReadTensor", "CPU", &CreateRead, &ComputeRead, &DeleteRead);
-    TF_RegisterKernelBuilder("MiniCPMReadTensorOp", kb, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpDefinitionBuilder* norm = TF_NewOpDefinitionBuilder("MiniCPMNorm");
-    TF_OpDefinitionBuilderAddInput(norm, "x: float");
-    TF_OpDefinitionBuilderAddInput(norm, "w: float");
-    TF_OpDefinitionBuilderAddInput(norm, "b: float");
-    TF_OpDefinitionBuilderAddAttr(norm, "kind: string");
-    TF_OpDefinitionBuilderAddAttr(norm, "eps: float");
-    TF_OpDefinitionBuilderAddOutput(norm, "y: float");
-    TF_RegisterOpDefinition(norm, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMNorm", "CPU", &CreateNorm, &ComputeNorm, &DeleteNorm);
-    TF_RegisterKernelBuilder("MiniCPMNormOp", kb, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpDefinitionBuilder* sm = TF_NewOpDefinitionBuilder("MiniCPMSoftmax");
-    TF_OpDefinitionBuilderAddInput(sm, "x: float");
-    TF_OpDefinitionBuilderAddOutput(sm, "y: float");
-    TF_RegisterOpDefinition(sm, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMSoftmax", "CPU", &Create, &ComputeSoftmax, &Delete);
-    TF_RegisterKernelBuilder("MiniCPMSoftmaxOp", kb, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpDefinitionBuilder* g = TF_NewOpDefinitionBuilder("MiniCPMBiasGelu");
-    TF_OpDefinitionBuilderAddInput(g, "x: float");
-    TF_OpDefinitionBuilderAddInput(g, "b: float");
-    TF_OpDefinitionBuilderAddOutput(g, "y: float");
-    TF_RegisterOpDefinition(g, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMBiasGelu", "CPU", &Create, &ComputeBiasGelu, &Delete);
-    TF_RegisterKernelBuilder("MiniCPMBiasGeluOp", kb, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpDefinitionBuilder* rot = TF_NewOpDefinitionBuilder("MiniCPMRotary");
-    TF_OpDefinitionBuilderAddInput(rot, "x: float");
-    TF_OpDefinitionBuilderAddInput(rot, "cos: float");
-    TF_OpDefinitionBuilderAddInput(rot, "sin: float");
-    TF_OpDefinitionBuilderAddOutput(rot, "y: float");
-    TF_RegisterOpDefinition(rot, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* kb = TF_NewKernelBuilder("MiniCPMRotary", "CPU", &Create, &ComputeRotary, &Delete);
-    TF_RegisterKernelBuilder("MiniCPMRotaryOp", kb, status);
+  for (const OpSpec& op : ops) {
+    RegisterOp(op, status);
+    if (TF_GetCode(status) != TF_OK) break;
   }
   static char message[512];
   const bool ok = TF_GetCode(status) == TF_OK;

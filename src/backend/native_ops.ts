@@ -34,7 +34,20 @@ interface KernelBackend {
   binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number };
 }
 
-/** Loads the addon once (after tfjs-node) and registers the TF.js kernel. */
+function registerOp(name: string, inputNames: string[], attrTypes: Record<string, 'string' | 'int' | 'float'>): void {
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'tensorflow',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const b = backend as unknown as KernelBackend;
+      const type = { string: b.binding.TF_ATTR_STRING, int: b.binding.TF_ATTR_INT, float: b.binding.TF_ATTR_FLOAT };
+      const opAttrs = Object.entries(attrTypes).map(([n, t]) => ({ name: n, type: type[t], value: (attrs as Record<string, unknown>)[n] }));
+      return b.executeSingleOutput(name, opAttrs, inputNames.map((n) => inputs[n] as tf.TensorInfo));
+    },
+  });
+}
+
+/** Loads the addon once (after tfjs-node) and registers the TF.js kernels. */
 export function loadNativeOps(): NativeOps {
   if (state) return state;
   if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0' });
@@ -47,55 +60,14 @@ export function loadNativeOps(): NativeOps {
     if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= '30000';
     const addon = createRequire(import.meta.url)(addonPath) as { registered: boolean; error: string; isa: string; threads: number };
     if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}` });
-    tf.registerKernel({
-      kernelName: LINEAR_ROWS,
-      backendName: 'tensorflow',
-      kernelFunc: ({ inputs, backend }) =>
-        (backend as unknown as KernelBackend).executeSingleOutput(LINEAR_ROWS, [], [inputs.x as tf.TensorInfo, inputs.w as tf.TensorInfo]),
-    });
-    tf.registerKernel({
-      kernelName: READ_TENSOR,
-      backendName: 'tensorflow',
-      kernelFunc: ({ backend, attrs }) => {
-        const b = backend as unknown as KernelBackend;
-        const a = attrs as unknown as { path: string; offset: number; count: number; dtype: string };
-        return b.executeSingleOutput(READ_TENSOR, [
-          { name: 'path', type: b.binding.TF_ATTR_STRING, value: a.path },
-          { name: 'offset', type: b.binding.TF_ATTR_INT, value: a.offset },
-          { name: 'count', type: b.binding.TF_ATTR_INT, value: a.count },
-          { name: 'dtype', type: b.binding.TF_ATTR_STRING, value: a.dtype },
-        ], []);
-      },
-    });
-    tf.registerKernel({
-      kernelName: NORM,
-      backendName: 'tensorflow',
-      kernelFunc: ({ inputs, backend, attrs }) => {
-        const b = backend as unknown as KernelBackend;
-        const a = attrs as unknown as { kind: 'layer' | 'rms'; eps: number };
-        return b.executeSingleOutput(NORM, [
-          { name: 'kind', type: b.binding.TF_ATTR_STRING, value: a.kind },
-          { name: 'eps', type: b.binding.TF_ATTR_FLOAT, value: a.eps },
-        ], [inputs.x as tf.TensorInfo, inputs.w as tf.TensorInfo, inputs.b as tf.TensorInfo]);
-      },
-    });
-    tf.registerKernel({
-      kernelName: BIAS_GELU,
-      backendName: 'tensorflow',
-      kernelFunc: ({ inputs, backend }) =>
-        (backend as unknown as KernelBackend).executeSingleOutput(BIAS_GELU, [], [inputs.x as tf.TensorInfo, inputs.b as tf.TensorInfo]),
-    });
-    tf.registerKernel({
-      kernelName: ROTARY,
-      backendName: 'tensorflow',
-      kernelFunc: ({ inputs, backend }) => (backend as unknown as KernelBackend).executeSingleOutput(ROTARY, [],
-        [inputs.x as tf.TensorInfo, inputs.cos as tf.TensorInfo, inputs.sin as tf.TensorInfo]),
-    });
-    tf.registerKernel({
-      kernelName: SOFTMAX,
-      backendName: 'tensorflow',
-      kernelFunc: ({ inputs, backend }) => (backend as unknown as KernelBackend).executeSingleOutput(SOFTMAX, [], [inputs.x as tf.TensorInfo]),
-    });
+    // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
+    const S = 'string', I = 'int', F = 'float';
+    registerOp(LINEAR_ROWS, ['x', 'w'], {});
+    registerOp(READ_TENSOR, [], { path: S, offset: I, count: I, dtype: S });
+    registerOp(NORM, ['x', 'w', 'b'], { kind: S, eps: F });
+    registerOp(SOFTMAX, ['x'], {});
+    registerOp(BIAS_GELU, ['x', 'b'], {});
+    registerOp(ROTARY, ['x', 'cos', 'sin'], {});
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads` });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}` });
