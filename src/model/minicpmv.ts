@@ -175,13 +175,21 @@ export class MiniCPMV {
    */
   run(input: RunInput): tf.Tensor3D {
     const hooks = input.hooks ?? Hooks.none();
+    return tf.tidy(() => this.decode(this.promptEmbeds(input, hooks), { hooks, logits: input.logits ?? 'all' }));
+  }
+
+  /**
+   * The prompt's `inputs_embeds` [1, L, D], hooks included: the image encoded
+   * (vpm, resampler), `input_ids` emitted, the image rows merged into every
+   * image span (one image per conversation, as chat() passes it).
+   */
+  promptEmbeds(input: Omit<RunInput, 'hooks' | 'logits'>, hooks: Hooks = Hooks.none()): tf.Tensor3D {
     const bounds = input.imageBounds ?? [];
     if (bounds.length && !input.pixelValues) throw new Error('image spans given but no pixel values');
     return tf.tidy(() => {
+      const vision = input.pixelValues && bounds.length ? this.encodeImage(input.pixelValues, hooks) : undefined;
       const ids = hooks.emit('input_ids', tf.tensor2d(input.inputIds, [1, input.inputIds.length], 'int32'));
-      const images = input.pixelValues && bounds.length ? [this.encodeImage(input.pixelValues, hooks)] : [];
-      const embeds = this.buildInputsEmbeds(Array.from(ids.dataSync()), bounds, images);
-      return this.decode(embeds, { hooks, logits: input.logits ?? 'all' });
+      return this.buildInputsEmbeds(Array.from(ids.dataSync()), bounds, bounds.map(() => vision!));
     });
   }
 

@@ -97,9 +97,7 @@ export const command: Command = {
     });
     try {
       tf.tidy(() => {
-        const vision = model.encodeImage(pixels, hooks);
-        const ids = hooks.emit('input_ids', tf.tensor2d(encoded.ids, [1, encoded.ids.length], 'int32'));
-        const embeds = model.buildInputsEmbeds(Array.from(ids.dataSync()), encoded.bounds, encoded.bounds.map(() => vision));
+        const embeds = model.promptEmbeds({ pixelValues: pixels, inputIds: encoded.ids, imageBounds: encoded.bounds }, hooks);
         model.decode(embeds, { hooks, logits: 'all' });
         if (newTokens > 0) {
           const gen = greedy(model.llm, embeds, { maxNewTokens: newTokens, eosId: tokenizer.eosId });
