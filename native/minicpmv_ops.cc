@@ -44,6 +44,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "tensorflow/c/kernels.h"
 #include "tensorflow/c/ops.h"
@@ -110,6 +111,39 @@ inline void dot_rows_scalar(const float* w, const float* x, int64_t K, int R, fl
 
 void* Create(TF_OpKernelConstruction*) { return nullptr; }
 void Delete(void*) {}
+
+inline const float* Data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
+
+// The frame every tensor-input kernel shares: fetch the `n` inputs, let `shape` check them and give the
+// output's dims (nullptr when fine, else the error message), allocate the float output, run
+// `body(inputs, y)`, report any failure, release everything.
+template <typename Shape, typename Body>
+void RunKernel(TF_OpKernelContext* ctx, int n, Shape shape, Body body) {
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[3] = {nullptr, nullptr, nullptr};
+  for (int i = 0; i < n && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
+  std::vector<int64_t> dims;
+  if (TF_GetCode(status) == TF_OK) {
+    if (const char* err = shape(in, &dims)) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    int64_t total = 1;
+    for (int64_t d : dims) total *= d;
+    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims.data(), static_cast<int>(dims.size()), sizeof(float) * total, status);
+    if (TF_GetCode(status) == TF_OK) body(in, static_cast<float*>(TF_TensorData(y)));
+    if (y) TF_DeleteTensor(y);
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
+// y's dims = x's dims.
+inline std::vector<int64_t> DimsOf(TF_Tensor* x) {
+  std::vector<int64_t> d(TF_NumDims(x));
+  for (size_t i = 0; i < d.size(); i++) d[i] = TF_Dim(x, static_cast<int>(i));
+  return d;
+}
 
 struct ReadAttrs {
   std::string path;
@@ -224,46 +258,35 @@ void ComputeRead(void* p, TF_OpKernelContext* ctx) {
 }
 
 void Compute(void*, TF_OpKernelContext* ctx) {
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor* x = nullptr;
-  TF_Tensor* w = nullptr;
-  TF_GetInput(ctx, 0, &x, status);
-  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &w, status);
-  if (TF_GetCode(status) == TF_OK) {
-    if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) || TF_Dim(x, 0) > kMaxRows) {
-      TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMLinearRows: expects x [R<=8, K] and w [N, K]");
-    }
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    const int R = static_cast<int>(TF_Dim(x, 0));
-    const int64_t K = TF_Dim(x, 1), N = TF_Dim(w, 0);
-    int64_t dims[2] = {R, N};
-    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, sizeof(float) * R * N, status);
-    if (TF_GetCode(status) == TF_OK) {
-      const float* xp = static_cast<const float*>(TF_TensorData(x));
-      const float* wp = static_cast<const float*>(TF_TensorData(w));
-      float* yp = static_cast<float*>(TF_TensorData(y));
-      if (R == 1 && g_avx2) {
-        const int64_t blocks = N / 4;
-#pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < blocks; b++) dot4_avx2(wp + 4 * b * K, xp, K, yp + 4 * b);
-        for (int64_t n = 4 * blocks; n < N; n++) dot_rows_avx2(wp + n * K, xp, K, 1, yp + n);
-      } else {
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < N; n++) {
-          float out[kMaxRows];
-          if (g_avx2) dot_rows_avx2(wp + n * K, xp, K, R, out);
-          else dot_rows_scalar(wp + n * K, xp, K, R, out);
-          for (int r = 0; r < R; r++) yp[r * N + n] = out[r];
+  RunKernel(
+      ctx, 2,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *x = in[0], *w = in[1];
+        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) || TF_Dim(x, 0) > kMaxRows) {
+          return "MiniCPMLinearRows: expects x [R<=8, K] and w [N, K]";
         }
-      }
-      TF_DeleteTensor(y);
-    }
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  if (x) TF_DeleteTensor(x);
-  if (w) TF_DeleteTensor(w);
-  TF_DeleteStatus(status);
+        *dims = {TF_Dim(x, 0), TF_Dim(w, 0)};
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int R = static_cast<int>(TF_Dim(in[0], 0));
+        const int64_t K = TF_Dim(in[0], 1), N = TF_Dim(in[1], 0);
+        const float *xp = Data(in[0]), *wp = Data(in[1]);
+        if (R == 1 && g_avx2) {
+          const int64_t blocks = N / 4;
+#pragma omp parallel for schedule(static)
+          for (int64_t b = 0; b < blocks; b++) dot4_avx2(wp + 4 * b * K, xp, K, yp + 4 * b);
+          for (int64_t n = 4 * blocks; n < N; n++) dot_rows_avx2(wp + n * K, xp, K, 1, yp + n);
+        } else {
+#pragma omp parallel for schedule(static)
+          for (int64_t n = 0; n < N; n++) {
+            float out[kMaxRows];
+            if (g_avx2) dot_rows_avx2(wp + n * K, xp, K, R, out);
+            else dot_rows_scalar(wp + n * K, xp, K, R, out);
+            for (int r = 0; r < R; r++) yp[r * N + n] = out[r];
+          }
+        }
+      });
 }
 
 struct NormAttrs {
@@ -295,53 +318,44 @@ void DeleteNorm(void* p) { delete static_cast<NormAttrs*>(p); }
 
 void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
   const NormAttrs* a = static_cast<NormAttrs*>(p);
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor *x = nullptr, *w = nullptr, *b = nullptr;
-  TF_GetInput(ctx, 0, &x, status);
-  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &w, status);
-  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 2, &b, status);
-  if (TF_GetCode(status) == TF_OK &&
-      (TF_NumDims(x) != 2 || TF_NumDims(w) != 1 || TF_Dim(w, 0) != TF_Dim(x, 1) || (!a->rms && TF_Dim(b, 0) != TF_Dim(x, 1)))) {
-    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMNorm: expects x [R, D], w [D], b [D]");
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    const int64_t R = TF_Dim(x, 0), D = TF_Dim(x, 1);
-    int64_t dims[2] = {R, D};
-    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, sizeof(float) * R * D, status);
-    if (TF_GetCode(status) == TF_OK) {
-      const float* xp = static_cast<const float*>(TF_TensorData(x));
-      const float* wp = static_cast<const float*>(TF_TensorData(w));
-      const float* bp = a->rms ? nullptr : static_cast<const float*>(TF_TensorData(b));
-      float* yp = static_cast<float*>(TF_TensorData(y));
-      const bool rms = a->rms;
-      const double eps = a->eps;
-#pragma omp parallel for schedule(static) if (R > 1)
-      for (int64_t r = 0; r < R; r++) {
-        const float* row = xp + r * D;
-        float* out = yp + r * D;
-        if (rms) {
-          double sq = 0;
-          for (int64_t i = 0; i < D; i++) sq += static_cast<double>(row[i]) * row[i];
-          // torch: x * rsqrt(var + eps) in fp32, then * weight
-          const float inv = static_cast<float>(1.0 / std::sqrt(sq / D + eps));
-          for (int64_t i = 0; i < D; i++) out[i] = (row[i] * inv) * wp[i];
-        } else {
-          double sum = 0;
-          for (int64_t i = 0; i < D; i++) sum += row[i];
-          const double mean = sum / D;
-          double var = 0;
-          for (int64_t i = 0; i < D; i++) var += (row[i] - mean) * (row[i] - mean);
-          const float inv = static_cast<float>(1.0 / std::sqrt(var / D + eps));
-          const float m = static_cast<float>(mean);
-          for (int64_t i = 0; i < D; i++) out[i] = (row[i] - m) * inv * wp[i] + bp[i];
+  RunKernel(
+      ctx, 3,
+      [a](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *x = in[0], *w = in[1], *b = in[2];
+        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 1 || TF_Dim(w, 0) != TF_Dim(x, 1) ||
+            (!a->rms && TF_Dim(b, 0) != TF_Dim(x, 1))) {
+          return "MiniCPMNorm: expects x [R, D], w [D], b [D]";
         }
-      }
-      TF_DeleteTensor(y);
-    }
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  for (TF_Tensor* t : {x, w, b}) if (t) TF_DeleteTensor(t);
-  TF_DeleteStatus(status);
+        *dims = DimsOf(x);
+        return nullptr;
+      },
+      [a](TF_Tensor** in, float* yp) {
+        const int64_t R = TF_Dim(in[0], 0), D = TF_Dim(in[0], 1);
+        const float *xp = Data(in[0]), *wp = Data(in[1]), *bp = Data(in[2]);
+        const bool rms = a->rms;
+        const double eps = a->eps;
+#pragma omp parallel for schedule(static) if (R > 1)
+        for (int64_t r = 0; r < R; r++) {
+          const float* row = xp + r * D;
+          float* out = yp + r * D;
+          if (rms) {
+            double sq = 0;
+            for (int64_t i = 0; i < D; i++) sq += static_cast<double>(row[i]) * row[i];
+            // torch: x * rsqrt(var + eps) in fp32, then * weight
+            const float inv = static_cast<float>(1.0 / std::sqrt(sq / D + eps));
+            for (int64_t i = 0; i < D; i++) out[i] = (row[i] * inv) * wp[i];
+          } else {
+            double sum = 0;
+            for (int64_t i = 0; i < D; i++) sum += row[i];
+            const double mean = sum / D;
+            double var = 0;
+            for (int64_t i = 0; i < D; i++) var += (row[i] - mean) * (row[i] - mean);
+            const float inv = static_cast<float>(1.0 / std::sqrt(var / D + eps));
+            const float m = static_cast<float>(mean);
+            for (int64_t i = 0; i < D; i++) out[i] = (row[i] - m) * inv * wp[i] + bp[i];
+          }
+        }
+      });
 }
 
 // exp for 8 floats: 2^n * p(r), r = x - n ln2 (Cody-Waite split), p the Cephes degree-6
@@ -431,74 +445,58 @@ void BiasGeluRowScalar(const float* x, const float* b, float* y, int64_t D) {
 }
 
 void ComputeBiasGelu(void*, TF_OpKernelContext* ctx) {
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor *x = nullptr, *b = nullptr;
-  TF_GetInput(ctx, 0, &x, status);
-  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &b, status);
-  if (TF_GetCode(status) == TF_OK && (TF_NumDims(x) != 2 || TF_NumDims(b) != 1 || TF_Dim(b, 0) != TF_Dim(x, 1))) {
-    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMBiasGelu: expects x [R, D] and b [D]");
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    const int64_t R = TF_Dim(x, 0), D = TF_Dim(x, 1);
-    int64_t dims[2] = {R, D};
-    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, sizeof(float) * R * D, status);
-    if (TF_GetCode(status) == TF_OK) {
-      const float* xp = static_cast<const float*>(TF_TensorData(x));
-      const float* bp = static_cast<const float*>(TF_TensorData(b));
-      float* yp = static_cast<float*>(TF_TensorData(y));
+  RunKernel(
+      ctx, 2,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *x = in[0], *b = in[1];
+        if (TF_NumDims(x) != 2 || TF_NumDims(b) != 1 || TF_Dim(b, 0) != TF_Dim(x, 1)) {
+          return "MiniCPMBiasGelu: expects x [R, D] and b [D]";
+        }
+        *dims = DimsOf(x);
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int64_t R = TF_Dim(in[0], 0), D = TF_Dim(in[0], 1);
+        const float *xp = Data(in[0]), *bp = Data(in[1]);
 #pragma omp parallel for schedule(static) if (R * D > 65536)
-      for (int64_t r = 0; r < R; r++) {
-        if (g_avx2) BiasGeluRowAvx2(xp + r * D, bp, yp + r * D, D);
-        else BiasGeluRowScalar(xp + r * D, bp, yp + r * D, D);
-      }
-      TF_DeleteTensor(y);
-    }
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  if (x) TF_DeleteTensor(x);
-  if (b) TF_DeleteTensor(b);
-  TF_DeleteStatus(status);
+        for (int64_t r = 0; r < R; r++) {
+          if (g_avx2) BiasGeluRowAvx2(xp + r * D, bp, yp + r * D, D);
+          else BiasGeluRowScalar(xp + r * D, bp, yp + r * D, D);
+        }
+      });
 }
 
 void ComputeRotary(void*, TF_OpKernelContext* ctx) {
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor *x = nullptr, *c = nullptr, *s = nullptr;
-  TF_GetInput(ctx, 0, &x, status);
-  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &c, status);
-  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 2, &s, status);
-  if (TF_GetCode(status) == TF_OK &&
-      (TF_NumDims(x) != 4 || TF_NumDims(c) != 2 || TF_NumDims(s) != 2 || TF_Dim(c, 0) != TF_Dim(x, 2) ||
-       TF_Dim(c, 1) != TF_Dim(x, 3) || TF_Dim(s, 0) != TF_Dim(x, 2) || TF_Dim(s, 1) != TF_Dim(x, 3) || TF_Dim(x, 3) % 2)) {
-    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMRotary: expects x [B, H, T, d] (d even), cos and sin [T, d]");
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    int64_t dims[4] = {TF_Dim(x, 0), TF_Dim(x, 1), TF_Dim(x, 2), TF_Dim(x, 3)};
-    const int64_t T = dims[2], d = dims[3], half = d / 2, rows = dims[0] * dims[1] * T;
-    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, sizeof(float) * rows * d, status);
-    if (TF_GetCode(status) == TF_OK) {
-      const float* xp = static_cast<const float*>(TF_TensorData(x));
-      const float* cp = static_cast<const float*>(TF_TensorData(c));
-      const float* sp = static_cast<const float*>(TF_TensorData(s));
-      float* yp = static_cast<float*>(TF_TensorData(y));
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-      for (int64_t r = 0; r < rows; r++) {
-        const float* xr = xp + r * d;
-        const float* cr = cp + (r % T) * d;
-        const float* sr = sp + (r % T) * d;
-        float* yr = yp + r * d;
-        for (int64_t k = 0; k < half; k++) {
-          const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
-          yr[k] = a + b;
-          const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
-          yr[k + half] = e + f;
+  RunKernel(
+      ctx, 3,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *x = in[0], *c = in[1], *s = in[2];
+        if (TF_NumDims(x) != 4 || TF_NumDims(c) != 2 || TF_NumDims(s) != 2 || TF_Dim(c, 0) != TF_Dim(x, 2) ||
+            TF_Dim(c, 1) != TF_Dim(x, 3) || TF_Dim(s, 0) != TF_Dim(x, 2) || TF_Dim(s, 1) != TF_Dim(x, 3) ||
+            TF_Dim(x, 3) % 2) {
+          return "MiniCPMRotary: expects x [B, H, T, d] (d even), cos and sin [T, d]";
         }
-      }
-      TF_DeleteTensor(y);
-    }
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  for (TF_Tensor* t : {x, c, s}) if (t) TF_DeleteTensor(t);
-  TF_DeleteStatus(status);
+        *dims = DimsOf(x);
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int64_t T = TF_Dim(in[0], 2), d = TF_Dim(in[0], 3), half = d / 2;
+        const int64_t rows = TF_Dim(in[0], 0) * TF_Dim(in[0], 1) * T;
+        const float *xp = Data(in[0]), *cp = Data(in[1]), *sp = Data(in[2]);
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+        for (int64_t r = 0; r < rows; r++) {
+          const float* xr = xp + r * d;
+          const float* cr = cp + (r % T) * d;
+          const float* sr = sp + (r % T) * d;
+          float* yr = yp + r * d;
+          for (int64_t k = 0; k < half; k++) {
+            const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
+            yr[k] = a + b;
+            const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
+            yr[k + half] = e + f;
+          }
+        }
+      });
 }
 
 void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
@@ -510,33 +508,24 @@ void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
 }
 
 void ComputeSoftmax(void*, TF_OpKernelContext* ctx) {
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor* x = nullptr;
-  TF_GetInput(ctx, 0, &x, status);
-  if (TF_GetCode(status) == TF_OK && (TF_NumDims(x) < 1 || TF_Dim(x, TF_NumDims(x) - 1) < 1)) {
-    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMSoftmax: expects a non-empty last dimension");
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    const int nd = TF_NumDims(x);
-    int64_t dims[8];
-    int64_t total = 1;
-    for (int i = 0; i < nd && i < 8; i++) total *= (dims[i] = TF_Dim(x, i));
-    const int64_t D = dims[nd - 1], R = total / D;
-    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, nd, sizeof(float) * total, status);
-    if (TF_GetCode(status) == TF_OK) {
-      const float* xp = static_cast<const float*>(TF_TensorData(x));
-      float* yp = static_cast<float*>(TF_TensorData(y));
+  RunKernel(
+      ctx, 1,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        if (TF_NumDims(in[0]) < 1 || TF_Dim(in[0], TF_NumDims(in[0]) - 1) < 1) {
+          return "MiniCPMSoftmax: expects a non-empty last dimension";
+        }
+        *dims = DimsOf(in[0]);
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int64_t D = TF_Dim(in[0], TF_NumDims(in[0]) - 1), R = TF_TensorElementCount(in[0]) / D;
+        const float* xp = Data(in[0]);
 #pragma omp parallel for schedule(static) if (R * D > 65536)
-      for (int64_t r = 0; r < R; r++) {
-        if (g_avx2) SoftmaxRowAvx2(xp + r * D, yp + r * D, D);
-        else SoftmaxRowScalar(xp + r * D, yp + r * D, D);
-      }
-      TF_DeleteTensor(y);
-    }
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  if (x) TF_DeleteTensor(x);
-  TF_DeleteStatus(status);
+        for (int64_t r = 0; r < R; r++) {
+          if (g_avx2) SoftmaxRowAvx2(xp + r * D, yp + r * D, D);
+          else SoftmaxRowScalar(xp + r * D, yp + r * D, D);
+        }
+      });
 }
 
 struct OpSpec {
