@@ -3,7 +3,8 @@
 
 usage: make_fixtures.py [--out test/fixtures/tiny] [--weights weights/tiny] [--seed 142] [--scan N]
 
-Deterministic: a re-run writes byte-identical files. Layout:
+Deterministic: a re-run on the same machine writes byte-identical files; on another CPU the float tensors
+agree within rel/abs 1e-5 (summation order differs) and ids, bounds and pixel bytes are identical. Layout:
   weights/tiny/         the CLI's bundled default model, HF layout: config.json (real keys, tiny sizes, plus the
                         vision_* keys as golden tiny-a), generation_config.json, model.safetensors (BF16 only),
                         tokenizer.model, tokenizer_config.json, special_tokens_map.json. Random weights (tiny-a's
@@ -345,8 +346,9 @@ def main(argv=None) -> int:
                                                  'top-k/top-p at the widest step (top-k gaps matter only at 100)'},
         'tolerances': {
             'policy': '|a - e| <= atol + rtol * |e|; integer keys exact',
-            'regenerate_with_reference': {'rtol': 1e-6, 'atol': 1e-6,
-                                          'note': 'dump_activations.py on weights/tiny vs these cases'},
+            'regenerate_with_reference': {'rtol': 1e-5, 'atol': 1e-5,
+                                          'note': 'dump_activations.py on weights/tiny vs these cases; '
+                                                  'other CPUs sum in another order (seen: 1.7e-6 abs)'},
             'stages': [
                 {'stage': 'preprocessing', 'keys': 'pixel_values', 'rtol': 0, 'atol': 1e-6},
                 {'stage': 'patch embedding', 'keys': 'vpm.patch_embed,vpm.pos_embed_resampled', 'rtol': 1e-5,
