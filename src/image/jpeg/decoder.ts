@@ -1164,8 +1164,11 @@ export class JpegDecoder {
   private decodeSingleScan(output: OutputStage): void {
     const sc = this.scanComps;
     const lastRow = this.totalIMCURows - 1;
+    const planes: Uint8Array[] = sc.map(() => new Uint8Array(0));
+    const strides = sc.map((c) => output.stride(c.index));
     for (let row = 0; row <= lastRow; row++) {
       this.inputIMCURow = row;
+      for (let i = 0; i < sc.length; i++) planes[i] = output.rowBuffer(sc[i].index, row);
       const mcuRows = sc.length > 1 ? 1 : row < lastRow ? sc[0].v : sc[0].lastRowHeight;
       for (let yoff = 0; yoff < mcuRows; yoff++) {
         for (let col = 0; col < this.mcusPerRow; col++) {
@@ -1173,10 +1176,10 @@ export class JpegDecoder {
           for (let b = 0; b < this.blocksInMCU; b++) { this.mcuArr[b] = this.mcuBuf; this.mcuOff[b] = b * 64; }
           this.decodeMcu();
           let blkn = 0;
-          for (const c of sc) {
+          for (let i = 0; i < sc.length; i++) {
+            const c = sc[i];
             const useful = col < this.mcusPerRow - 1 ? c.mcuWidth : c.lastColWidth;
-            const plane = output.rowBuffer(c.index, row);
-            const stride = output.stride(c.index);
+            const plane = planes[i], stride = strides[i];
             for (let yi = 0; yi < c.mcuHeight; yi++) {
               if (row < lastRow || yoff + yi < c.lastRowHeight) {
                 const rowOff = (yoff + yi) * 8 * stride;

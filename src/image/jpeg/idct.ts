@@ -26,15 +26,17 @@ const K_MF060 = F_0_298 - F_0_899, K_MF050 = F_2_053 - F_2_562, K_F060 = F_1_501
 const w16 = (x: number) => (x << 16) >> 16; // 16-bit wraparound
 const sat16 = (x: number) => (x < -32768 ? -32768 : x > 32767 ? 32767 : x); // packssdw
 
-const ws = new Int32Array(64); // pass-1 output, int16 values
-const io = new Int32Array(8);
+const deq = new Int32Array(64); // dequantised coefficients (int16 values)
+const ws = new Int32Array(64); // pass-1 output (int16 values)
+const res = new Int32Array(8); // one pass-2 row
 
 /**
- * One 1-D 8-point pass (the DODCT macro) on io[0..7] (int16 inputs), descaling by 2^shift;
- * leaves packssdw-saturated results in io.
+ * One 1-D 8-point pass (the DODCT macro): reads 8 int16 inputs src[si + k*step], descales by 2^shift and
+ * writes the packssdw-saturated results to dst[di + k*step].
  */
-function dodct(shift: number): void {
-  const in0 = io[0], in1 = io[1], in2 = io[2], in3 = io[3], in4 = io[4], in5 = io[5], in6 = io[6], in7 = io[7];
+function dodct(src: Int32Array, si: number, dst: Int32Array, di: number, step: number, shift: number): void {
+  const in0 = src[si], in1 = src[si + step], in2 = src[si + 2 * step], in3 = src[si + 3 * step];
+  const in4 = src[si + 4 * step], in5 = src[si + 5 * step], in6 = src[si + 6 * step], in7 = src[si + 7 * step];
   const round = 1 << (shift - 1);
   // Even part.
   const tmp3 = (in2 * K_F130 + in6 * F_0_541) | 0;
@@ -50,14 +52,14 @@ function dodct(shift: number): void {
   const t1 = (((in5 * K_MF050 - in3 * F_2_562) | 0) + z4p) | 0;
   const t3 = (((-in7 * F_0_899 + in1 * K_F060) | 0) + z4p) | 0;
   const t2 = (((-in5 * F_2_562 + in3 * K_F050) | 0) + z3p) | 0;
-  io[0] = sat16((((tmp10 + t3) | 0) + round | 0) >> shift);
-  io[7] = sat16((((tmp10 - t3) | 0) + round | 0) >> shift);
-  io[1] = sat16((((tmp11 + t2) | 0) + round | 0) >> shift);
-  io[6] = sat16((((tmp11 - t2) | 0) + round | 0) >> shift);
-  io[2] = sat16((((tmp12 + t1) | 0) + round | 0) >> shift);
-  io[5] = sat16((((tmp12 - t1) | 0) + round | 0) >> shift);
-  io[3] = sat16((((tmp13 + t0) | 0) + round | 0) >> shift);
-  io[4] = sat16((((tmp13 - t0) | 0) + round | 0) >> shift);
+  dst[di] = sat16((((tmp10 + t3) | 0) + round | 0) >> shift);
+  dst[di + 7 * step] = sat16((((tmp10 - t3) | 0) + round | 0) >> shift);
+  dst[di + step] = sat16((((tmp11 + t2) | 0) + round | 0) >> shift);
+  dst[di + 6 * step] = sat16((((tmp11 - t2) | 0) + round | 0) >> shift);
+  dst[di + 2 * step] = sat16((((tmp12 + t1) | 0) + round | 0) >> shift);
+  dst[di + 5 * step] = sat16((((tmp12 - t1) | 0) + round | 0) >> shift);
+  dst[di + 3 * step] = sat16((((tmp13 + t0) | 0) + round | 0) >> shift);
+  dst[di + 4 * step] = sat16((((tmp13 - t0) | 0) + round | 0) >> shift);
 }
 
 /**
@@ -74,19 +76,14 @@ export function idctIslow(coef: Int16Array, c0: number, q: Int16Array, out: Uint
       for (let r = 0; r < 64; r += 8) ws[r + col] = dc;
     }
   } else {
-    for (let col = 0; col < 8; col++) {
-      for (let r = 0; r < 8; r++) io[r] = w16(coef[c0 + r * 8 + col] * q[r * 8 + col]);
-      dodct(11); // CONST_BITS - PASS1_BITS
-      for (let r = 0; r < 8; r++) ws[r * 8 + col] = io[r];
-    }
+    for (let i = 0; i < 64; i++) deq[i] = w16(coef[c0 + i] * q[i]); // pmullw
+    for (let col = 0; col < 8; col++) dodct(deq, col, ws, col, 8, 11); // CONST_BITS - PASS1_BITS
   }
   for (let row = 0; row < 8; row++) {
-    const w = row * 8;
-    for (let c = 0; c < 8; c++) io[c] = ws[w + c];
-    dodct(18); // CONST_BITS + PASS1_BITS + 3
+    dodct(ws, row * 8, res, 0, 1, 18); // CONST_BITS + PASS1_BITS + 3
     const o = o0 + row * stride;
     for (let c = 0; c < 8; c++) {
-      const v = io[c];
+      const v = res[c];
       out[o + c] = (v < -128 ? -128 : v > 127 ? 127 : v) + 128; // packsswb + CENTERJSAMPLE
     }
   }

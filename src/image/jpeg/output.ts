@@ -30,7 +30,10 @@ for (let i = 0; i < 256; i++) {
   CR_G[i] = -FIX(0.71414) * x;
   CB_G[i] = -FIX(0.34414) * x + 32768;
 }
-const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+// range_limit for colour conversion: CLAMP[x + 384] = x clamped to 0..255, for x in -384..639.
+const CLAMP = new Uint8Array(1024);
+for (let i = 0; i < 1024; i++) CLAMP[i] = Math.min(255, Math.max(0, i - 384));
+const clamp = (v: number) => CLAMP[v + 384];
 
 interface Plane {
   method: Method;
@@ -41,6 +44,8 @@ interface Plane {
   dsWidth: number; dsHeight: number;
   row: Uint8Array; // one upsampled row (method != 'full')
   col: Int32Array; // column sums for h2v2 fancy
+  src: Uint8Array; // where the last upsampled() row is: src[srcOff ..]
+  srcOff: number;
 }
 
 export class OutputStage {
@@ -72,6 +77,7 @@ export class OutputStage {
         dsWidth: c.dsWidth, dsHeight: c.dsHeight,
         row: new Uint8Array(method === 'full' ? 0 : Math.max(stride, c.dsWidth) * (frame.maxH / c.h) + 16),
         col: new Int32Array(method === 'h2v2f' ? c.dsWidth : 0),
+        src: new Uint8Array(0), srcOff: 0,
       };
     });
     this.out = new Uint8Array(this.W * this.H * 3);
@@ -101,12 +107,16 @@ export class OutputStage {
     return ((Math.floor(r / p.rows) % 3) * p.rows + (r % p.rows)) * p.stride;
   }
 
-  /** Upsampled row y of a plane: returns [array, offset]. */
-  private upsampled(p: Plane, y: number): [Uint8Array, number] {
+  /** Upsampled row y of a plane, left in p.src[p.srcOff ..]. */
+  private upsampled(p: Plane, y: number): void {
+    p.src = p.row;
+    p.srcOff = 0;
     const ring = p.ring, out = p.row, dw = p.dsWidth;
     switch (p.method) {
       case 'full':
-        return [ring, this.rowAt(p, y)];
+        p.src = ring;
+        p.srcOff = this.rowAt(p, y);
+        return;
       case 'int': {
         const src = this.rowAt(p, Math.floor(y / p.vExp));
         const he = p.hExp, n = Math.ceil(this.W / he);
@@ -114,7 +124,7 @@ export class OutputStage {
           const v = ring[src + i];
           for (let k = 0; k < he; k++) out[o++] = v;
         }
-        return [out, 0];
+        return;
       }
       case 'h2v1f': {
         const s = this.rowAt(p, y);
@@ -130,14 +140,14 @@ export class OutputStage {
         v = ring[s + dw - 1];
         out[2 * dw - 2] = (v * 3 + ring[s + dw - 2] + 1) >> 2;
         out[2 * dw - 1] = v;
-        return [out, 0];
+        return;
       }
       case 'h1v2f': {
         // h1v2_fancy_upsample: the upper output row leans on the row above (bias 1), the lower on the row below (bias 2).
         const r = y >> 1, lower = y & 1;
         const a = this.rowAt(p, r), b = this.rowAt(p, lower ? r + 1 : r - 1), bias = lower ? 2 : 1;
         for (let i = 0; i < dw; i++) out[i] = (ring[a + i] * 3 + ring[b + i] + bias) >> 2;
-        return [out, 0];
+        return;
       }
       case 'h2v2f': {
         const r = y >> 1, lower = y & 1;
@@ -153,7 +163,7 @@ export class OutputStage {
         }
         out[2 * dw - 2] = (cs[dw - 1] * 3 + cs[dw - 2] + 8) >> 4;
         out[2 * dw - 1] = (cs[dw - 1] * 4 + 7) >> 4;
-        return [out, 0];
+        return;
       }
     }
   }
@@ -163,14 +173,16 @@ export class OutputStage {
     const y0 = row * this.rowsPerIMCU, y1 = Math.min(y0 + this.rowsPerIMCU, this.H);
     for (let y = y0; y < y1; y++) {
       let o = y * W * 3;
+      const [p0, p1, p2] = this.planes;
+      this.upsampled(p0, y);
       if (this.transform === 'gray') {
-        const [g, go] = this.upsampled(this.planes[0], y);
+        const g = p0.src, go = p0.srcOff;
         for (let x = 0; x < W; x++, o += 3) { const v = g[go + x]; out[o] = v; out[o + 1] = v; out[o + 2] = v; }
         continue;
       }
-      const [a, ao] = this.upsampled(this.planes[0], y);
-      const [b, bo] = this.upsampled(this.planes[1], y);
-      const [c, co] = this.upsampled(this.planes[2], y);
+      this.upsampled(p1, y);
+      this.upsampled(p2, y);
+      const a = p0.src, ao = p0.srcOff, b = p1.src, bo = p1.srcOff, c = p2.src, co = p2.srcOff;
       if (this.transform === 'ycc') {
         for (let x = 0; x < W; x++, o += 3) {
           const Y = a[ao + x], cb = b[bo + x], cr = c[co + x];
@@ -181,7 +193,9 @@ export class OutputStage {
       } else if (this.transform === 'rgb') {
         for (let x = 0; x < W; x++, o += 3) { out[o] = a[ao + x]; out[o + 1] = b[bo + x]; out[o + 2] = c[co + x]; }
       } else {
-        const [k, ko] = this.upsampled(this.planes[3], y);
+        const p3 = this.planes[3];
+        this.upsampled(p3, y);
+        const k = p3.src, ko = p3.srcOff;
         const ycck = this.transform === 'ycck';
         for (let x = 0; x < W; x++, o += 3) {
           let C = a[ao + x], M = b[bo + x], Ye = c[co + x];
