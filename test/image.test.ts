@@ -1,4 +1,4 @@
-// Image decoding = Pillow's Image.open(f).convert('RGB'): PNG exact, JPEG within measured bounds,
+// Image decoding = Pillow's Image.open(f).convert('RGB'): PNG exact (JPEG: test/jpeg.test.ts),
 // and every kind of bad input is an ImageError naming the file.
 // Expected pixels: test/fixtures/images/expected.safetensors, written by reference/image_cases.py (Pillow).
 import fs from 'node:fs';
@@ -104,33 +104,6 @@ describe('PNG = PIL convert("RGB"), bit-exact', () => {
   });
 });
 
-describe('JPEG vs PIL (libjpeg-turbo): jpeg-js IDCT differs by +-1 per plane, see docs/jpeg.md', () => {
-  // Bounds measured with jpeg-js 0.4.4 against Pillow 12.3.0 / libjpeg-turbo 3.1.4.1 (docs/jpeg.md).
-  const bounds: Record<string, { max: number; mean: number }> = {
-    'jpegjs_444.jpg': { max: 3, mean: 0.16 }, 'jpegjs_adobe1.jpg': { max: 3, mean: 0.16 },
-    'jpegjs_exif_rot6.jpg': { max: 3, mean: 0.16 }, 'jpegjs_adobe0_rgb.jpg': { max: 1, mean: 0.07 },
-    'pil_420.jpg': { max: 3, mean: 0.18 }, 'pil_420_progressive.jpg': { max: 3, mean: 0.18 },
-    'pil_420_restart.jpg': { max: 3, mean: 0.18 }, 'pil_422.jpg': { max: 3, mean: 0.16 },
-    'pil_420_4x3.jpg': { max: 2, mean: 0.34 }, 'pil_420_6x5.jpg': { max: 1, mean: 0.07 },
-    'pil_gray.jpg': { max: 1, mean: 0.07 }, 'pil_cmyk.jpg': { max: 1, mean: 0.07 },
-  };
-  it('has a bound for every JPEG fixture', () => {
-    expect(Object.keys(bounds).sort()).toEqual(expected.keys().filter((k) => k.endsWith('.jpg')).sort());
-  });
-  it.each(Object.entries(bounds))('%s within max %o', (f, b) => {
-    const img = loadImage(path.join(DIR, f));
-    const [h, w] = expected.info(f).shape;
-    expect([img.width, img.height]).toEqual([w, h]);
-    const d = diff(img.data, expected.readUint8(f));
-    expect(d.max, d.first).toBeLessThanOrEqual(b.max);
-    expect(d.mean).toBeLessThanOrEqual(b.mean);
-  });
-  it('does not apply EXIF orientation (Image.open does not)', () => {
-    const img = loadImage(path.join(DIR, 'jpegjs_exif_rot6.jpg'));
-    expect([img.width, img.height]).toEqual([37, 23]);
-  });
-});
-
 describe('bad input is an ImageError naming the file', () => {
   const tmp = (name: string, bytes: Uint8Array) => {
     const p = path.join(os.tmpdir(), `minicpmv-img-${process.pid}-${name}`);
@@ -180,7 +153,7 @@ describe('bad input is an ImageError naming the file', () => {
   it.each([0.5, 0.9, -2])('truncated JPEG (cut at %s)', (cut) => {
     const b = read('pil_420_progressive.jpg');
     const n = cut < 0 ? b.length + cut : Math.floor(b.length * cut);
-    expectImageError(() => decodeImage(b.subarray(0, n), 'cut.jpg'), /cut\.jpg: truncated JPEG/);
+    expectImageError(() => decodeImage(b.subarray(0, n), 'cut.jpg'), /^cut\.jpg: image file is truncated/);
   });
   it('bytes after EOI / IEND are ignored (as by Pillow)', () => {
     const junk = Buffer.from('trailing bytes \xff\xd8\xff', 'latin1');
@@ -188,16 +161,16 @@ describe('bad input is an ImageError naming the file', () => {
       expect(decodeImage(Buffer.concat([read(f), junk])).data).toEqual(decodeImage(read(f)).data);
     }
   });
-  it('corrupt JPEG (invalid quantization table) is wrapped', () => {
+  it('a JPEG Pillow cannot identify is refused with its reason', () => {
     const b = read('jpegjs_444.jpg').slice();
-    b[segmentAt(b, 0xdb) + 4] = 0x30; // DQT precision/table byte: precision 3 does not exist
-    expectImageError(() => decodeImage(b, 'q.jpg'), /q\.jpg: corrupt JPEG image data \(jpeg-js: /);
+    b[segmentAt(b, 0xdb) + 4] = 0x30; // DQT precision nibble 3: JpegImagePlugin's "bad quantization table marker"
+    expectImageError(() => decodeImage(b, 'q.jpg'), /^q\.jpg: cannot identify image file \(bad quantization table marker\)$/);
   });
   it('zero-sized JPEG', () => {
     const b = read('jpegjs_444.jpg').slice();
     const sof = segmentAt(b, 0xc0);
-    b[sof + 5] = 0; b[sof + 6] = 0; // height 0 (= DNL, unsupported by libjpeg too)
-    expectImageError(() => decodeImage(b, 'z.jpg'), /z\.jpg: JPEG header declares a zero-sized image \(37x0\)/);
+    b[sof + 5] = 0; b[sof + 6] = 0; // height 0 (= DNL, which neither Pillow nor libjpeg supports)
+    expectImageError(() => decodeImage(b, 'z.jpg'), /^z\.jpg: cannot identify image file \(.*zero size/);
   });
   it('JPEG decompression bomb is refused from SOF', () => {
     const b = read('jpegjs_444.jpg').slice();
@@ -205,17 +178,16 @@ describe('bad input is an ImageError naming the file', () => {
     b.set([0xff, 0xff, 0xff, 0xff], sof + 5);
     expectImageError(() => decodeImage(b, 'bomb.jpg'), /bomb\.jpg: JPEG image is 65535x65535 = 4294836225 pixels, above the limit/);
   });
-  it('unsupported JPEG kinds are named', () => {
+  it('JPEG kinds Pillow or libjpeg-turbo refuse are named', () => {
     const b = read('jpegjs_444.jpg').slice();
-    b[segmentAt(b, 0xc0) + 1] = 0xc9;
-    expectImageError(() => decodeImage(b, 'a.jpg'), /a\.jpg: unsupported JPEG type: arithmetic-coded sequential/);
+    b[segmentAt(b, 0xc0) + 1] = 0xc7;
+    expectImageError(() => decodeImage(b, 'a.jpg'), /^a\.jpg: broken JPEG data stream: unsupported JPEG process: SOF type 0xC7$/);
     const c = read('jpegjs_444.jpg').slice();
     c[segmentAt(c, 0xc0) + 4] = 12;
-    expectImageError(() => decodeImage(c, 'p.jpg'), /p\.jpg: unsupported JPEG sample precision 12/);
-    const k = read('pil_cmyk.jpg');
-    const app14 = segmentAt(k, 0xee), len = 2 + ((k[app14 + 2] << 8) | k[app14 + 3]);
-    const noAdobe = Buffer.concat([k.subarray(0, app14), k.subarray(app14 + len)]);
-    expectImageError(() => decodeImage(noAdobe, 'k.jpg'), /k\.jpg: unsupported JPEG: 4-component \(CMYK\) image without an Adobe APP14 marker/);
+    expectImageError(() => decodeImage(c, 'p.jpg'), /^p\.jpg: cannot identify image file \(cannot handle 12-bit layers\)$/);
+    const d = read('jpegjs_444.jpg').slice();
+    d[segmentAt(d, 0xc0) + 9] = 2; // two components
+    expectImageError(() => decodeImage(d, 'k.jpg'), /^k\.jpg: cannot identify image file \(cannot handle 2-layer images\)$/);
   });
   it('random corruption and truncation: decodes or throws ImageError, nothing else', () => {
     let seed = 12345;
