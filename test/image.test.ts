@@ -123,30 +123,30 @@ describe('bad input is an ImageError naming the file', () => {
   });
   it('unknown bytes', () => expectImageError(() => decodeImage(Buffer.from('just some text'), 'notes.txt'), /notes\.txt: not a recognized image format/));
 
-  it.each([20, 40, 0.5, -20])('truncated PNG (cut at %s)', (cut) => {
+  it.each([20, 40, 0.5, -22])('truncated PNG (cut at %s)', (cut) => {
     const b = read('rgb16.png');
     const n = cut < 0 ? b.length + cut : cut < 1 ? Math.floor(b.length * cut) : cut;
-    expectImageError(() => decodeImage(b.subarray(0, n), 'cut.png'), /cut\.png: (truncated|corrupt) PNG/);
+    expectImageError(() => decodeImage(b.subarray(0, n), 'cut.png'), /^cut\.png: (image file is truncated|truncated PNG)/);
   });
   it('PNG with a bad header CRC', () => {
     const b = read('rgb8.png').slice();
     b[17] ^= 1; // inside IHDR's width
-    expectImageError(() => decodeImage(b, 'crc.png'), /crc\.png: corrupt PNG \(CRC mismatch in chunk IHDR/);
+    expectImageError(() => decodeImage(b, 'crc.png'), /^crc\.png: broken PNG file \(bad header checksum in "IHDR"\)$/);
   });
   it('PNG with corrupt compressed data', () => {
     const b = read('gray8.png').slice();
     const idat = Buffer.from(b).indexOf('IDAT');
     b[idat + 4] = 0xff; b[idat + 5] = 0xff; // zlib header
-    expectImageError(() => decodeImage(b, 'z.png'), /z\.png: corrupt PNG image data/);
+    expectImageError(() => decodeImage(b, 'z.png'), /^z\.png: broken data stream when reading image file \(corrupt compressed data\)$/);
   });
-  it('PNG with an unsupported bit depth', () => expectImageError(() => decodeImage(png(2, 2, 4, 2), 'd.png'), /unsupported PNG bit depth 4 for color type 2/));
-  it('zero-sized PNG', () => expectImageError(() => decodeImage(png(0, 5, 8, 2), 'z.png'), /z\.png: PNG header declares a zero-sized image \(0x5\)/));
+  it('PNG with an unsupported bit depth', () => expectImageError(() => decodeImage(png(2, 2, 4, 2), 'd.png'), /^d\.png: cannot identify image file/));
+  it('zero-sized PNG', () => expectImageError(() => decodeImage(png(0, 5, 8, 2), 'z.png'), /^z\.png: cannot identify image file \(IHDR declares a zero-sized image, 0x5\)$/));
   it('PNG decompression bomb is refused from IHDR, before any pixel data', () => {
     // No IDAT at all: the size check must fire first.
     expectImageError(() => decodeImage(png(20000, 10000, 8, 2), 'bomb.png'), /bomb\.png: PNG image is 20000x10000 = 200000000 pixels, above the limit of 178956970/);
     expectImageError(() => decodeImage(png(MAX_DECODE_PIXELS + 1, 1, 8, 0), 'b.png'), /above the limit/);
     // Exactly at the limit is allowed (PIL refuses only pixels > 2 * MAX_IMAGE_PIXELS): fails later, on the missing IDAT.
-    expectImageError(() => decodeImage(png(MAX_DECODE_PIXELS / 10, 10, 8, 0), 'ok.png'), /ok\.png: truncated PNG \(no IDAT chunk\)/);
+    expectImageError(() => decodeImage(png(MAX_DECODE_PIXELS / 10, 10, 8, 0), 'ok.png'), /^ok\.png: cannot load this image \(no image data before IEND\)$/);
   });
 
   // Pillow: "image file is truncated" for all of these, including a file that only lacks EOI.
