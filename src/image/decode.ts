@@ -24,7 +24,7 @@ export function detectFormat(bytes: Uint8Array): ImageFormat {
   return 'unknown';
 }
 
-/** Decodes PNG or JPEG bytes to 8-bit RGB exactly as `Image.open(f).convert('RGB')` (JPEG: see docs/jpeg.md). */
+/** Decodes PNG or JPEG bytes to 8-bit RGB exactly as `Image.open(f).convert('RGB')`, with Pillow's verdicts (docs/jpeg.md). */
 export function decodeImage(bytes: Uint8Array, source = '<bytes>'): RgbImage {
   if (bytes.length === 0) throw new ImageError(`${source}: empty file (0 bytes)`);
   const format = detectFormat(bytes);
@@ -41,22 +41,59 @@ export function decodeImage(bytes: Uint8Array, source = '<bytes>'): RgbImage {
     }
   } catch (e) {
     if (e instanceof ImageError) throw e;
-    // Anything else (e.g. a RangeError from a huge allocation) still names the file.
-    throw new ImageError(`${source}: failed to decode ${format.toUpperCase()}: ${(e as Error)?.message ?? String(e)}`);
+    // Anything else (e.g. a RangeError from an allocation the machine refuses) still names the file, on one line.
+    const msg = String((e as Error)?.message ?? e).split('\n')[0];
+    throw new ImageError(`${source}: failed to decode ${format.toUpperCase()}: ${msg}`);
   }
 }
 
-/** Reads and decodes an image file. */
+/** Largest file loadImage reads (Node's own limit for reading a whole file). */
+export const MAX_IMAGE_FILE_BYTES = 2 ** 31 - 1;
+
+/**
+ * Reads and decodes an image file. Only regular files are read: a directory, a named pipe, a device
+ * (/dev/zero, /dev/urandom) or a socket is refused at once, without reading (a pipe is opened
+ * non-blocking, so a FIFO with no writer does not hang).
+ */
 export function loadImage(path: string): RgbImage {
-  let bytes: Uint8Array;
+  let fd: number;
   try {
-    bytes = fs.readFileSync(path);
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new ImageError(`${path}: cannot read image: ${why}`);
+    throw new ImageError(`${path}: cannot read image: ${why(e)}`);
+  }
+  let bytes: Buffer;
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new ImageError(`${path}: cannot read image: is a directory`);
+    if (!st.isFile()) throw new ImageError(`${path}: cannot read image: not a regular file (${kind(st)}); give an image file`);
+    if (st.size > MAX_IMAGE_FILE_BYTES) {
+      throw new ImageError(`${path}: cannot read image: the file is ${st.size} bytes, more than the ${MAX_IMAGE_FILE_BYTES} this reader accepts`);
+    }
+    bytes = Buffer.allocUnsafe(st.size);
+    let n = 0;
+    for (let got; n < bytes.length && (got = fs.readSync(fd, bytes, n, bytes.length - n, n)) > 0;) n += got;
+    bytes = bytes.subarray(0, n); // a file that shrank while being read
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    throw new ImageError(`${path}: cannot read image: ${why(e)}`);
+  } finally {
+    fs.closeSync(fd);
   }
   return decodeImage(bytes, path);
+}
+
+function why(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return (e as Error)?.message ?? String(e);
+}
+
+function kind(st: fs.Stats): string {
+  return st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device'
+    : st.isSocket() ? 'a socket' : 'not a file';
 }
 
 function hex(b: Uint8Array): string {

@@ -30,7 +30,7 @@ const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
-const MAX_TEXT_CHUNK = 65536; // ImageFile.SAFEBLOCK
+const MAX_TEXT_CHUNK = 1024 * 1024; // ImageFile.SAFEBLOCK
 const MAX_TEXT_MEMORY = 64 * MAX_TEXT_CHUNK;
 
 export interface PngHeader { width: number; height: number; depth: number; colorType: number; interlace: number }

@@ -486,9 +486,12 @@ export class JpegDecoder {
   /** Decodes the whole image into `out` (see OutputStage for the pixel format). */
   decode(frame: JpegFrame, colorTransform: ColorTransform): Uint8Array {
     const ncomp = this.comps.length;
+    const multiScan = this.scanComps.length < ncomp || this.progressive;
     // master_selection: upsampler choice can refuse fractional factors (JERR_FRACT_SAMPLE_NOTIMPL).
     const output = new OutputStage(frame, colorTransform);
-    const multiScan = this.scanComps.length < ncomp || this.progressive;
+    this.perScanSetup(); // (start_input_pass does it again; the quantisation tables are latched once)
+    this.refuseCertainTruncation(multiScan);
+    output.allocate();
     // Entropy decoder setup.
     if (!this.arithmetic && !this.progressive) {
       // std_huff_tables: Motion-JPEG files omit the standard tables.
@@ -531,6 +534,38 @@ export class JpegDecoder {
       }
     }
     return output.out;
+  }
+
+  /**
+   * Files that libjpeg-turbo would certainly stop on for want of data, found before the big
+   * allocations (the output image, the coefficient buffer), so that a small file claiming a huge
+   * size costs nothing (issue 13):
+   *  - a multi-scan image is output only after EOI, so without any FF D9 after the first scan header
+   *    the file can only end in "truncated" (or an earlier error);
+   *  - a single Huffman scan spends at least 2 bits per block (a DC and an AC code of >= 1 bit each)
+   *    unless a marker ends its data; with fewer bits left and no marker, the reader hits the end.
+   */
+  private refuseCertainTruncation(multiScan: boolean): void {
+    const d = this.d, from = this.pos;
+    if (multiScan) {
+      let i = d.indexOf(0xff, from);
+      while (i >= 0 && i + 1 < this.len && d[i + 1] !== 0xd9) i = d.indexOf(0xff, i + 1);
+      if (i < 0 || i + 1 >= this.len) {
+        throw new JpegStop('truncated', 'no end-of-image marker after the first scan (a progressive or multi-scan image needs the whole file)');
+      }
+      return;
+    }
+    if (this.arithmetic) return;
+    const blocks = this.scanComps.length > 1
+      ? this.mcusPerRow * this.mcuRowsInScan * this.blocksInMCU
+      : this.scanComps[0].widthInBlocks * this.scanComps[0].heightInBlocks;
+    if ((this.len - from) * 8 >= 2 * blocks) return;
+    for (let i = d.indexOf(0xff, from); i >= 0; i = d.indexOf(0xff, i + 1)) {
+      let j = i + 1;
+      while (j < this.len && d[j] === 0xff) j++;
+      if (j < this.len && d[j] !== 0) return; // a marker: the data ends there, no suspension
+    }
+    throw new JpegStop('truncated', `${this.len - from} bytes of scan data cannot hold ${blocks} blocks and no marker ends them`);
   }
 
   private startInputPass(): void {

@@ -49,7 +49,7 @@ interface Plane {
 }
 
 export class OutputStage {
-  readonly out: Uint8Array; // RGB, width * height * 3
+  out = new Uint8Array(0); // RGB, width * height * 3, once allocate() ran
   private readonly planes: Plane[];
   private readonly W: number;
   private readonly H: number;
@@ -80,6 +80,10 @@ export class OutputStage {
         src: new Uint8Array(0), srcOff: 0,
       };
     });
+  }
+
+  /** The full-size output, allocated only once the file has passed the checks that need no pixels. */
+  allocate(): void {
     this.out = new Uint8Array(this.W * this.H * 3);
   }
 
