@@ -289,7 +289,9 @@ export function decodePng(bytes: Uint8Array, source: string): RgbImage {
  */
 function inflateRows(parts: Uint8Array[], need: number): Uint8Array {
   const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  const opts = (limit: number) => ({ finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: limit });
+  // One output buffer big enough for everything we accept: Node then returns it without the
+  // concatenation copy it makes when the output spans several chunks (a second full-size buffer).
+  const opts = (limit: number) => ({ finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: limit, chunkSize: limit + 64 });
   const tryInflate = (n: number): Buffer | 'error' | 'big' => {
     try {
       return zlib.inflateSync(data.subarray(0, n), opts(need + (1 << 20)));
