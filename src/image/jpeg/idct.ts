@@ -26,18 +26,24 @@ const K_MF060 = F_0_298 - F_0_899, K_MF050 = F_2_053 - F_2_562, K_F060 = F_1_501
 const w16 = (x: number) => (x << 16) >> 16; // 16-bit wraparound
 const sat16 = (x: number) => (x < -32768 ? -32768 : x > 32767 ? 32767 : x); // packssdw
 
-const deq = new Int32Array(64); // dequantised coefficients (int16 values)
 const ws = new Int32Array(64); // pass-1 output (int16 values)
-const res = new Int32Array(8); // one pass-2 row
 
 /**
- * One 1-D 8-point pass (the DODCT macro): reads 8 int16 inputs src[si + k*step], descales by 2^shift and
- * writes the packssdw-saturated results to dst[di + k*step].
+ * Pass 1 (DODCT with CONST_BITS - PASS1_BITS = 11) on column `col`: dequantises with pmullw
+ * (w16(coef * q)) and writes the packssdw-saturated results to ws[col + 8k].
  */
-function dodct(src: Int32Array, si: number, dst: Int32Array, di: number, step: number, shift: number): void {
-  const in0 = src[si], in1 = src[si + step], in2 = src[si + 2 * step], in3 = src[si + 3 * step];
-  const in4 = src[si + 4 * step], in5 = src[si + 5 * step], in6 = src[si + 6 * step], in7 = src[si + 7 * step];
-  const round = 1 << (shift - 1);
+function column(coef: Int16Array, c0: number, q: Int16Array, col: number): void {
+  const i = c0 + col;
+  const in0 = w16(coef[i] * q[col]), in1 = w16(coef[i + 8] * q[col + 8]), in2 = w16(coef[i + 16] * q[col + 16]);
+  const in3 = w16(coef[i + 24] * q[col + 24]), in4 = w16(coef[i + 32] * q[col + 32]), in5 = w16(coef[i + 40] * q[col + 40]);
+  const in6 = w16(coef[i + 48] * q[col + 48]), in7 = w16(coef[i + 56] * q[col + 56]);
+  if (in1 === 0 && in2 === 0 && in3 === 0 && in4 === 0 && in5 === 0 && in6 === 0 && in7 === 0) {
+    // Not a branch of the SIMD code, but what its DODCT gives when in1..in7 are 0:
+    // every output is sat16((in0 * 8192 + 1024) >> 11) = sat16(in0 * 4).
+    const v = sat16(in0 * 4);
+    ws[col] = v; ws[col + 8] = v; ws[col + 16] = v; ws[col + 24] = v; ws[col + 32] = v; ws[col + 40] = v; ws[col + 48] = v; ws[col + 56] = v;
+    return;
+  }
   // Even part.
   const tmp3 = (in2 * K_F130 + in6 * F_0_541) | 0;
   const tmp2 = (in2 * F_0_541 + in6 * K_MF130) | 0;
@@ -52,14 +58,50 @@ function dodct(src: Int32Array, si: number, dst: Int32Array, di: number, step: n
   const t1 = (((in5 * K_MF050 - in3 * F_2_562) | 0) + z4p) | 0;
   const t3 = (((-in7 * F_0_899 + in1 * K_F060) | 0) + z4p) | 0;
   const t2 = (((-in5 * F_2_562 + in3 * K_F050) | 0) + z3p) | 0;
-  dst[di] = sat16((((tmp10 + t3) | 0) + round | 0) >> shift);
-  dst[di + 7 * step] = sat16((((tmp10 - t3) | 0) + round | 0) >> shift);
-  dst[di + step] = sat16((((tmp11 + t2) | 0) + round | 0) >> shift);
-  dst[di + 6 * step] = sat16((((tmp11 - t2) | 0) + round | 0) >> shift);
-  dst[di + 2 * step] = sat16((((tmp12 + t1) | 0) + round | 0) >> shift);
-  dst[di + 5 * step] = sat16((((tmp12 - t1) | 0) + round | 0) >> shift);
-  dst[di + 3 * step] = sat16((((tmp13 + t0) | 0) + round | 0) >> shift);
-  dst[di + 4 * step] = sat16((((tmp13 - t0) | 0) + round | 0) >> shift);
+  const R = 1024; // descale by 2^11 with rounding
+  ws[col] = sat16((((tmp10 + t3) | 0) + R | 0) >> 11);
+  ws[col + 56] = sat16((((tmp10 - t3) | 0) + R | 0) >> 11);
+  ws[col + 8] = sat16((((tmp11 + t2) | 0) + R | 0) >> 11);
+  ws[col + 48] = sat16((((tmp11 - t2) | 0) + R | 0) >> 11);
+  ws[col + 16] = sat16((((tmp12 + t1) | 0) + R | 0) >> 11);
+  ws[col + 40] = sat16((((tmp12 - t1) | 0) + R | 0) >> 11);
+  ws[col + 24] = sat16((((tmp13 + t0) | 0) + R | 0) >> 11);
+  ws[col + 32] = sat16((((tmp13 - t0) | 0) + R | 0) >> 11);
+}
+
+/** packssdw, then packsswb and + CENTERJSAMPLE: a pass-2 value to a sample. */
+const sample = (x: number) => (x < -128 ? 0 : x > 127 ? 255 : x + 128);
+
+/** Pass 2 (DODCT with CONST_BITS + PASS1_BITS + 3 = 18) on workspace row w, into 8 samples at out[o..]. */
+function row(w: number, out: Uint8Array, o: number): void {
+  const in0 = ws[w], in1 = ws[w + 1], in2 = ws[w + 2], in3 = ws[w + 3], in4 = ws[w + 4], in5 = ws[w + 5], in6 = ws[w + 6], in7 = ws[w + 7];
+  if (in1 === 0 && in2 === 0 && in3 === 0 && in4 === 0 && in5 === 0 && in6 === 0 && in7 === 0) {
+    // As in column(): sat16((in0 * 8192 + 2^17) >> 18) for all eight.
+    const px = sample((in0 * 8192 + 131072) >> 18);
+    out[o] = px; out[o + 1] = px; out[o + 2] = px; out[o + 3] = px; out[o + 4] = px; out[o + 5] = px; out[o + 6] = px; out[o + 7] = px;
+    return;
+  }
+  const tmp3 = (in2 * K_F130 + in6 * F_0_541) | 0;
+  const tmp2 = (in2 * F_0_541 + in6 * K_MF130) | 0;
+  const tmp0 = w16(in0 + in4) * 8192;
+  const tmp1 = w16(in0 - in4) * 8192;
+  const tmp10 = (tmp0 + tmp3) | 0, tmp13 = (tmp0 - tmp3) | 0, tmp11 = (tmp1 + tmp2) | 0, tmp12 = (tmp1 - tmp2) | 0;
+  const z3 = w16(in7 + in3), z4 = w16(in5 + in1);
+  const z3p = (z3 * K_MF078 + z4 * F_1_175) | 0;
+  const z4p = (z3 * F_1_175 + z4 * K_F078) | 0;
+  const t0 = (((in7 * K_MF060 - in1 * F_0_899) | 0) + z3p) | 0;
+  const t1 = (((in5 * K_MF050 - in3 * F_2_562) | 0) + z4p) | 0;
+  const t3 = (((-in7 * F_0_899 + in1 * K_F060) | 0) + z4p) | 0;
+  const t2 = (((-in5 * F_2_562 + in3 * K_F050) | 0) + z3p) | 0;
+  const R = 131072; // descale by 2^18 with rounding; sat16 is implied by the sample clamp
+  out[o] = sample((((tmp10 + t3) | 0) + R | 0) >> 18);
+  out[o + 7] = sample((((tmp10 - t3) | 0) + R | 0) >> 18);
+  out[o + 1] = sample((((tmp11 + t2) | 0) + R | 0) >> 18);
+  out[o + 6] = sample((((tmp11 - t2) | 0) + R | 0) >> 18);
+  out[o + 2] = sample((((tmp12 + t1) | 0) + R | 0) >> 18);
+  out[o + 5] = sample((((tmp12 - t1) | 0) + R | 0) >> 18);
+  out[o + 3] = sample((((tmp13 + t0) | 0) + R | 0) >> 18);
+  out[o + 4] = sample((((tmp13 - t0) | 0) + R | 0) >> 18);
 }
 
 /**
@@ -71,20 +113,13 @@ export function idctIslow(coef: Int16Array, c0: number, q: Int16Array, out: Uint
   let acZero = true;
   for (let i = 8; i < 64; i++) if (coef[c0 + i] !== 0) { acZero = false; break; }
   if (acZero) {
+    // The SIMD DC-only path: rows 1-7 of the whole block are zero.
     for (let col = 0; col < 8; col++) {
       const dc = w16(w16(coef[c0 + col] * q[col]) * 4); // pmullw, then psllw by PASS1_BITS
-      for (let r = 0; r < 64; r += 8) ws[r + col] = dc;
+      ws[col] = dc; ws[col + 8] = dc; ws[col + 16] = dc; ws[col + 24] = dc; ws[col + 32] = dc; ws[col + 40] = dc; ws[col + 48] = dc; ws[col + 56] = dc;
     }
   } else {
-    for (let i = 0; i < 64; i++) deq[i] = w16(coef[c0 + i] * q[i]); // pmullw
-    for (let col = 0; col < 8; col++) dodct(deq, col, ws, col, 8, 11); // CONST_BITS - PASS1_BITS
+    for (let col = 0; col < 8; col++) column(coef, c0, q, col);
   }
-  for (let row = 0; row < 8; row++) {
-    dodct(ws, row * 8, res, 0, 1, 18); // CONST_BITS + PASS1_BITS + 3
-    const o = o0 + row * stride;
-    for (let c = 0; c < 8; c++) {
-      const v = res[c];
-      out[o + c] = (v < -128 ? -128 : v > 127 ? 127 : v) + 128; // packsswb + CENTERJSAMPLE
-    }
-  }
+  for (let r = 0, o = o0; r < 8; r++, o += stride) row(r * 8, out, o);
 }

@@ -173,50 +173,60 @@ export class OutputStage {
   }
 
   private emit(row: number): void {
-    const W = this.W, out = this.out;
+    const W = this.W, out = this.out, planes = this.planes, t = this.transform;
     const y0 = row * this.rowsPerIMCU, y1 = Math.min(y0 + this.rowsPerIMCU, this.H);
     for (let y = y0; y < y1; y++) {
-      let o = y * W * 3;
-      const [p0, p1, p2] = this.planes;
+      const o = y * W * 3;
+      const p0 = planes[0];
       this.upsampled(p0, y);
-      if (this.transform === 'gray') {
-        const g = p0.src, go = p0.srcOff;
-        for (let x = 0; x < W; x++, o += 3) { const v = g[go + x]; out[o] = v; out[o + 1] = v; out[o + 2] = v; }
-        continue;
-      }
+      if (t === 'gray') { grayRow(p0.src, p0.srcOff, out, o, W); continue; }
+      const p1 = planes[1], p2 = planes[2];
       this.upsampled(p1, y);
       this.upsampled(p2, y);
-      const a = p0.src, ao = p0.srcOff, b = p1.src, bo = p1.srcOff, c = p2.src, co = p2.srcOff;
-      if (this.transform === 'ycc') {
-        for (let x = 0; x < W; x++, o += 3) {
-          const Y = a[ao + x], cb = b[bo + x], cr = c[co + x];
-          out[o] = clamp(Y + CR_R[cr]);
-          out[o + 1] = clamp(Y + ((CB_G[cb] + CR_G[cr]) >> 16));
-          out[o + 2] = clamp(Y + CB_B[cb]);
-        }
-      } else if (this.transform === 'rgb') {
-        for (let x = 0; x < W; x++, o += 3) { out[o] = a[ao + x]; out[o + 1] = b[bo + x]; out[o + 2] = c[co + x]; }
-      } else {
-        const p3 = this.planes[3];
+      if (t === 'ycc') yccRow(p0.src, p0.srcOff, p1.src, p1.srcOff, p2.src, p2.srcOff, out, o, W);
+      else if (t === 'rgb') rgbRow(p0.src, p0.srcOff, p1.src, p1.srcOff, p2.src, p2.srcOff, out, o, W);
+      else {
+        const p3 = planes[3];
         this.upsampled(p3, y);
-        const k = p3.src, ko = p3.srcOff;
-        const ycck = this.transform === 'ycck';
-        for (let x = 0; x < W; x++, o += 3) {
-          let C = a[ao + x], M = b[bo + x], Ye = c[co + x];
-          if (ycck) { // ycck_cmyk_convert: CMY = 255 - RGB of the YCC triple; K passes through
-            const Y = C, cb = M, cr = Ye;
-            C = clamp(255 - (Y + CR_R[cr]));
-            M = clamp(255 - (Y + ((CB_G[cb] + CR_G[cr]) >> 16)));
-            Ye = clamp(255 - (Y + CB_B[cb]));
-          }
-          // Pillow: "CMYK;I" inverts each byte, then cmyk2rgb with nk = 255 - K' = K.
-          const nk = k[ko + x];
-          out[o] = cmykChannel(255 - C, nk);
-          out[o + 1] = cmykChannel(255 - M, nk);
-          out[o + 2] = cmykChannel(255 - Ye, nk);
-        }
+        cmykRow(p0.src, p0.srcOff, p1.src, p1.srcOff, p2.src, p2.srcOff, p3.src, p3.srcOff, t === 'ycck', out, o, W);
       }
     }
+  }
+}
+
+function grayRow(g: Uint8Array, go: number, out: Uint8Array, o: number, W: number): void {
+  for (let x = 0; x < W; x++, o += 3) { const v = g[go + x]; out[o] = v; out[o + 1] = v; out[o + 2] = v; }
+}
+
+/** jdcolext.c ycc_rgb_convert. */
+function yccRow(a: Uint8Array, ao: number, b: Uint8Array, bo: number, c: Uint8Array, co: number, out: Uint8Array, o: number, W: number): void {
+  for (let x = 0; x < W; x++, o += 3) {
+    const Y = a[ao + x] + 384, cb = b[bo + x], cr = c[co + x];
+    out[o] = CLAMP[Y + CR_R[cr]];
+    out[o + 1] = CLAMP[Y + ((CB_G[cb] + CR_G[cr]) >> 16)];
+    out[o + 2] = CLAMP[Y + CB_B[cb]];
+  }
+}
+
+function rgbRow(a: Uint8Array, ao: number, b: Uint8Array, bo: number, c: Uint8Array, co: number, out: Uint8Array, o: number, W: number): void {
+  for (let x = 0; x < W; x++, o += 3) { out[o] = a[ao + x]; out[o + 1] = b[bo + x]; out[o + 2] = c[co + x]; }
+}
+
+function cmykRow(a: Uint8Array, ao: number, b: Uint8Array, bo: number, c: Uint8Array, co: number, k: Uint8Array, ko: number,
+  ycck: boolean, out: Uint8Array, o: number, W: number): void {
+  for (let x = 0; x < W; x++, o += 3) {
+    let C = a[ao + x], M = b[bo + x], Ye = c[co + x];
+    if (ycck) { // ycck_cmyk_convert: CMY = 255 - RGB of the YCC triple; K passes through
+      const Y = C, cb = M, cr = Ye;
+      C = clamp(255 - (Y + CR_R[cr]));
+      M = clamp(255 - (Y + ((CB_G[cb] + CR_G[cr]) >> 16)));
+      Ye = clamp(255 - (Y + CB_B[cb]));
+    }
+    // Pillow: "CMYK;I" inverts each byte, then cmyk2rgb with nk = 255 - K' = K.
+    const nk = k[ko + x];
+    out[o] = cmykChannel(255 - C, nk);
+    out[o + 1] = cmykChannel(255 - M, nk);
+    out[o + 2] = cmykChannel(255 - Ye, nk);
   }
 }
 

@@ -1,0 +1,83 @@
+// Image decode speed against Pillow, measured in the same run: `npm run bench:images` (about a minute).
+// Files: the JPEGs of ../shared/jpeg that Pillow opens and their PNG renderings when ../shared is there,
+// else the committed fixtures (test/fixtures/images) and examples/. For each format and round: a pure read
+// of the files (the floor), this project's decodeImage, and Pillow's Image.open(BytesIO(b)).convert('RGB')
+// through reference/.venv/bin/python on the same bytes (skipped with a note when the venv is absent).
+// Rounds alternate between the two decoders; the report gives medians and the ratio (ours / Pillow).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeImage } from '../src/image/decode.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const corpus = path.resolve(repo, '..', 'shared', 'jpeg');
+const python = path.join(repo, 'reference', '.venv', 'bin', 'python');
+const ROUNDS = Number(process.env.ROUNDS ?? 7);
+
+function fileSets(): { name: string; files: string[] }[] {
+  if (fs.existsSync(path.join(corpus, 'manifest.json'))) {
+    const entries: { file: string; pillow: string; expected?: string }[] = JSON.parse(fs.readFileSync(path.join(corpus, 'manifest.json'), 'utf8')).images;
+    const ok = entries.filter((e) => e.pillow === 'ok');
+    return [
+      { name: `JPEG (../shared/jpeg, ${ok.length} files Pillow opens)`, files: ok.map((e) => path.join(corpus, e.file)) },
+      { name: `PNG (their ${ok.length} Pillow renderings)`, files: ok.map((e) => path.join(corpus, e.expected!)) },
+    ];
+  }
+  const dirs = [path.join(repo, 'test', 'fixtures', 'images'), path.join(repo, 'examples')];
+  const all = dirs.flatMap((d) => fs.readdirSync(d).map((f) => path.join(d, f)));
+  return [
+    { name: 'JPEG (fixtures + examples; ../shared/jpeg absent)', files: all.filter((f) => f.endsWith('.jpg')) },
+    { name: 'PNG (fixtures + examples)', files: all.filter((f) => f.endsWith('.png')) },
+  ];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+// Pillow side: one process per round, timing only the loop (the interpreter start is excluded).
+const PILLOW = `
+import io, sys, time, json
+from PIL import Image
+paths = json.loads(sys.stdin.read())
+data = [open(p, 'rb').read() for p in paths]
+for b in data: Image.open(io.BytesIO(b)).convert('RGB')  # warm-up
+t = time.perf_counter()
+for b in data: Image.open(io.BytesIO(b)).convert('RGB')
+print((time.perf_counter() - t) * 1000)
+`;
+function pillowMs(files: string[]): number | null {
+  if (!fs.existsSync(python)) return null;
+  const r = spawnSync(python, ['-c', PILLOW], { input: JSON.stringify(files), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`Pillow run failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+function oursMs(bytes: Uint8Array[]): number {
+  const t = performance.now();
+  for (const b of bytes) decodeImage(b, 'bench');
+  return performance.now() - t;
+}
+
+function readMs(files: string[]): number {
+  const t = performance.now();
+  for (const f of files) fs.readFileSync(f);
+  return performance.now() - t;
+}
+
+console.log(`image decode, ${ROUNDS} rounds, Node ${process.version}${fs.existsSync(python) ? ', Pillow via reference/.venv' : ', Pillow: reference/.venv absent, not measured'}`);
+console.log('| files | MB | pure read | minicpmv-ts decodeImage | Pillow open + convert("RGB") | ours / Pillow |');
+console.log('|---|---|---|---|---|---|');
+for (const set of fileSets()) {
+  const bytes = set.files.map((f) => new Uint8Array(fs.readFileSync(f)));
+  const mb = bytes.reduce((n, b) => n + b.length, 0) / 1e6;
+  for (let i = 0; i < 3; i++) oursMs(bytes); // warm-up (JIT)
+  const ours: number[] = [], pil: number[] = [], read: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    read.push(readMs(set.files));
+    ours.push(oursMs(bytes));
+    const p = pillowMs(set.files);
+    if (p !== null) pil.push(p);
+  }
+  const o = median(ours), p = pil.length ? median(pil) : NaN;
+  console.log(`| ${set.name} | ${mb.toFixed(2)} | ${median(read).toFixed(1)} ms | ${o.toFixed(1)} ms | ${pil.length ? `${p.toFixed(1)} ms` : 'n/a'} | ${pil.length ? (o / p).toFixed(2) : 'n/a'} |`);
+}
