@@ -3,7 +3,9 @@
 // else the committed fixtures (test/fixtures/images) and examples/. For each format and round: a pure read
 // of the files (the floor), this project's decodeImage, and Pillow's Image.open(BytesIO(b)).convert('RGB')
 // through reference/.venv/bin/python on the same bytes (skipped with a note when the venv is absent).
-// Rounds alternate between the two decoders; the report gives medians and the ratio (ours / Pillow).
+// Rounds alternate between the two decoders; the report gives medians of wall time and of CPU time
+// (process.cpuUsage / time.process_time: on a shared machine the CPU time is the steadier figure) and
+// the ratios (ours / Pillow).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,21 +43,24 @@ from PIL import Image
 paths = json.loads(sys.stdin.read())
 data = [open(p, 'rb').read() for p in paths]
 for b in data: Image.open(io.BytesIO(b)).convert('RGB')  # warm-up
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for b in data: Image.open(io.BytesIO(b)).convert('RGB')
-print((time.perf_counter() - t) * 1000)
+print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)
 `;
-function pillowMs(files: string[]): number | null {
+interface Ms { wall: number; cpu: number }
+function pillowMs(files: string[]): Ms | null {
   if (!fs.existsSync(python)) return null;
   const r = spawnSync(python, ['-c', PILLOW], { input: JSON.stringify(files), encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`Pillow run failed: ${r.stderr}`);
-  return Number(r.stdout.trim());
+  const [wall, cpu] = r.stdout.trim().split(' ').map(Number);
+  return { wall, cpu };
 }
 
-function oursMs(bytes: Uint8Array[]): number {
-  const t = performance.now();
+function oursMs(bytes: Uint8Array[]): Ms {
+  const t = performance.now(), c = process.cpuUsage();
   for (const b of bytes) decodeImage(b, 'bench');
-  return performance.now() - t;
+  const u = process.cpuUsage(c);
+  return { wall: performance.now() - t, cpu: (u.user + u.system) / 1000 };
 }
 
 function readMs(files: string[]): number {
@@ -65,19 +70,21 @@ function readMs(files: string[]): number {
 }
 
 console.log(`image decode, ${ROUNDS} rounds, Node ${process.version}${fs.existsSync(python) ? ', Pillow via reference/.venv' : ', Pillow: reference/.venv absent, not measured'}`);
-console.log('| files | MB | pure read | minicpmv-ts decodeImage | Pillow open + convert("RGB") | ours / Pillow |');
+console.log('| files | MB | pure read | minicpmv-ts decodeImage: wall / CPU | Pillow open + convert("RGB"): wall / CPU | ours / Pillow: wall / CPU |');
 console.log('|---|---|---|---|---|---|');
 for (const set of fileSets()) {
   const bytes = set.files.map((f) => new Uint8Array(fs.readFileSync(f)));
   const mb = bytes.reduce((n, b) => n + b.length, 0) / 1e6;
   for (let i = 0; i < 3; i++) oursMs(bytes); // warm-up (JIT)
-  const ours: number[] = [], pil: number[] = [], read: number[] = [];
+  const ours: Ms[] = [], pil: Ms[] = [], read: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     read.push(readMs(set.files));
     ours.push(oursMs(bytes));
     const p = pillowMs(set.files);
-    if (p !== null) pil.push(p);
+    if (p) pil.push(p);
   }
-  const o = median(ours), p = pil.length ? median(pil) : NaN;
-  console.log(`| ${set.name} | ${mb.toFixed(2)} | ${median(read).toFixed(1)} ms | ${o.toFixed(1)} ms | ${pil.length ? `${p.toFixed(1)} ms` : 'n/a'} | ${pil.length ? (o / p).toFixed(2) : 'n/a'} |`);
+  const ow = median(ours.map((m) => m.wall)), oc = median(ours.map((m) => m.cpu));
+  const pw = pil.length ? median(pil.map((m) => m.wall)) : NaN, pc = pil.length ? median(pil.map((m) => m.cpu)) : NaN;
+  const f = (x: number) => `${x.toFixed(1)} ms`;
+  console.log(`| ${set.name} | ${mb.toFixed(2)} | ${f(median(read))} | ${f(ow)} / ${f(oc)} | ${pil.length ? `${f(pw)} / ${f(pc)}` : 'n/a'} | ${pil.length ? `${(ow / pw).toFixed(2)} / ${(oc / pc).toFixed(2)}` : 'n/a'} |`);
 }

@@ -751,8 +751,7 @@ export class JpegDecoder {
       if (this.insufficient) break;
       try {
         if (usefast) {
-          this.decodeMcuSeqPath(arr, off, true);
-          if (this.unreadMarker === 0) break;
+          if (this.decodeMcuFast(arr, off)) break;
           // Hit a marker on the fast path: back out and redo on the slow path.
           this.pos = pos0; this.cl = cl0; this.loadedBits = loaded0; this.unreadMarker = marker0;
           this.lastDc[0] = dc0; this.lastDc[1] = dc1; this.lastDc[2] = dc2; this.lastDc[3] = dc3;
@@ -770,6 +769,94 @@ export class JpegDecoder {
     }
     if (this.restartInterval) this.restartsToGo--;
   }
+
+  /**
+   * decode_mcu_fast with the bit-reader state in locals: FILL_BIT_BUFFER_FAST loads 6 bytes whenever
+   * 16 or fewer bits are left, with no suspension check (there are >= 512 bytes per block left).
+   * Returns false, committing nothing, if it ran into a marker (the caller redoes the MCU slowly).
+   */
+  private decodeMcuFast(arr: Int16Array[], off: Int32Array): boolean {
+    const d = this.d, ring = this.ring, len = this.len, nat = NATURAL_ORDER;
+    let pos = this.pos, cl = this.cl, loaded = this.loadedBits, marker = 0;
+    const lastDc = this.lastDcWork;
+    lastDc.set(this.lastDc);
+    for (let blkn = 0; blkn < this.blocksInMCU; blkn++) {
+      const ci = this.mcuMembership[blkn];
+      const comp = this.scanComps[ci];
+      const block = arr[blkn], o = off[blkn];
+      let t = this.dcDerived[comp.dcTbl]!;
+      for (let k = 0; k < 64; k++) {
+        // HUFF_DECODE_FAST
+        if (cl <= 16) {
+          for (let n = 0; n < 6; n++) {
+            const c0 = d[pos++], c1 = pos < len ? d[pos] : 0;
+            ring[(loaded >>> 3) & RMASK] = c0;
+            loaded = (loaded + 8) & LOADED_MASK;
+            cl += 8;
+            if (c0 === 0xff) {
+              pos++;
+              if (c1 !== 0) { marker = c1; pos -= 2; ring[((loaded >>> 3) - 1) & RMASK] = 0; }
+            }
+          }
+        }
+        let p = loaded - cl, b = p >>> 3;
+        const e = t.lookup[(((ring[b & RMASK] << 8) | ring[(b + 1) & RMASK]) >>> (8 - (p & 7))) & 0xff];
+        let nb = e >> 8, s = e & 0xff;
+        cl -= nb;
+        if (nb > 8) {
+          b = p >>> 3;
+          let code = ((((ring[b & RMASK] << 16) | (ring[(b + 1) & RMASK] << 8) | ring[(b + 2) & RMASK]) >>> (24 - (p & 7) - nb)) & ((1 << nb) - 1));
+          while (code > t.maxcode[nb]) {
+            p = loaded - cl; b = p >>> 3;
+            code = (code << 1) | ((((ring[b & RMASK] << 8) | ring[(b + 1) & RMASK]) >>> (15 - (p & 7))) & 1);
+            cl--;
+            nb++;
+          }
+          s = nb > 16 ? 0 : t.huffval[(code + t.valoffset[nb]) & 0xff];
+        }
+        // value bits
+        let r = 0, size = s;
+        if (k === 0) { r = 0; } else { r = s >> 4; size = s & 15; }
+        let v = 0;
+        if (size) {
+          if (cl <= 16) {
+            for (let n = 0; n < 6; n++) {
+              const c0 = d[pos++], c1 = pos < len ? d[pos] : 0;
+              ring[(loaded >>> 3) & RMASK] = c0;
+              loaded = (loaded + 8) & LOADED_MASK;
+              cl += 8;
+              if (c0 === 0xff) {
+                pos++;
+                if (c1 !== 0) { marker = c1; pos -= 2; ring[((loaded >>> 3) - 1) & RMASK] = 0; }
+              }
+            }
+          }
+          p = loaded - cl; b = p >>> 3;
+          cl -= size;
+          v = ((((ring[b & RMASK] << 16) | (ring[(b + 1) & RMASK] << 8) | ring[(b + 2) & RMASK]) >>> (24 - (p & 7) - size)) & ((1 << size) - 1));
+          if (v < 1 << (size - 1)) v = v - (1 << size) + 1;
+        }
+        if (k === 0) {
+          v = (v + lastDc[ci]) | 0;
+          lastDc[ci] = v;
+          block[o] = v;
+          t = this.acDerived[comp.acTbl]!;
+        } else if (size) {
+          k += r;
+          block[o + nat[k]] = v;
+        } else {
+          if (r !== 15) break;
+          k += 15;
+        }
+      }
+    }
+    if (marker !== 0) return false;
+    this.pos = pos; this.cl = cl; this.loadedBits = loaded;
+    this.lastDc.set(lastDc);
+    return true;
+  }
+
+  private readonly lastDcWork = new Int32Array(4);
 
   private decodeMcuSeqPath(arr: Int16Array[], off: Int32Array, fast: boolean): void {
     const nat = NATURAL_ORDER;
