@@ -3,7 +3,8 @@
 // else the committed fixtures (test/fixtures/images) and examples/. For each format and round: a pure read
 // of the files (the floor), this project's decodeImage, and Pillow's Image.open(BytesIO(b)).convert('RGB')
 // through reference/.venv/bin/python on the same bytes (skipped with a note when the venv is absent).
-// Rounds alternate between the two decoders; the report gives medians of wall time and of CPU time
+// Rounds alternate between the two decoders, each timing a pass right after an untimed one (the same
+// warm-up on both sides: idle time between rounds otherwise costs the next round page faults); the report gives medians of wall time and of CPU time
 // (process.cpuUsage / time.process_time: on a shared machine the CPU time is the steadier figure) and
 // the ratios (ours / Pillow).
 import { spawnSync } from 'node:child_process';
@@ -56,7 +57,9 @@ function pillowMs(files: string[]): Ms | null {
   return { wall, cpu };
 }
 
+/** Like the Pillow script: one untimed pass right before the timed one (after the idle wait for Pillow). */
 function oursMs(bytes: Uint8Array[]): Ms {
+  for (const b of bytes) decodeImage(b, 'bench');
   const t = performance.now(), c = process.cpuUsage();
   for (const b of bytes) decodeImage(b, 'bench');
   const u = process.cpuUsage(c);
