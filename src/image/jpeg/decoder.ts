@@ -671,45 +671,6 @@ export class JpegDecoder {
     return this.getBits(n);
   }
 
-  // Fast path of decode_mcu (decode_mcu_fast): refills 6 bytes at a time without suspension checks.
-  private fillFast(): void {
-    if (this.cl > 16) return;
-    const d = this.d, ring = this.ring;
-    for (let k = 0; k < 6; k++) {
-      const c0 = d[this.pos++];
-      const c1 = this.pos < this.len ? d[this.pos] : 0;
-      ring[(this.loadedBits >>> 3) & RMASK] = c0;
-      this.loadedBits = (this.loadedBits + 8) & LOADED_MASK;
-      this.cl += 8;
-      if (c0 === 0xff) {
-        this.pos++;
-        if (c1 !== 0) {
-          this.unreadMarker = c1;
-          this.pos -= 2;
-          ring[((this.loadedBits >>> 3) - 1) & RMASK] = 0;
-        }
-      }
-    }
-  }
-
-  private huffDecodeFast(t: Derived): number {
-    this.fillFast();
-    const e = t.lookup[this.peek8()];
-    let nb = e >> 8;
-    this.cl -= nb;
-    if (nb <= 8) return e & 0xff;
-    // The nb bits just dropped, then one bit at a time (no refill checks on this path).
-    const p = this.loadedBits - this.cl - nb;
-    const b = p >>> 3, ring = this.ring;
-    const x = (ring[b & RMASK] << 16) | (ring[(b + 1) & RMASK] << 8) | ring[(b + 2) & RMASK];
-    let s = (x >>> (24 - (p & 7) - nb)) & ((1 << nb) - 1);
-    while (s > t.maxcode[nb]) {
-      s = (s << 1) | this.getBits(1);
-      nb++;
-    }
-    return nb > 16 ? 0 : t.huffval[(s + t.valoffset[nb]) & 0xff];
-  }
-
   private startPassHuffman(): void {
     // Sequential scans ignore Ss/Se/Ah/Al (JWRN_NOT_SEQUENTIAL is only a warning).
     this.scanComps.forEach((c, ci) => {
@@ -756,7 +717,7 @@ export class JpegDecoder {
           this.pos = pos0; this.cl = cl0; this.loadedBits = loaded0; this.unreadMarker = marker0;
           this.lastDc[0] = dc0; this.lastDc[1] = dc1; this.lastDc[2] = dc2; this.lastDc[3] = dc3;
         }
-        this.decodeMcuSeqPath(arr, off, false);
+        this.decodeMcuSlow(arr, off);
         break;
       } catch (e) {
         if (e !== SUSPEND) throw e;
@@ -858,28 +819,29 @@ export class JpegDecoder {
 
   private readonly lastDcWork = new Int32Array(4);
 
-  private decodeMcuSeqPath(arr: Int16Array[], off: Int32Array, fast: boolean): void {
+  /** decode_mcu_slow: every refill through jpeg_fill_bit_buffer (which may suspend). */
+  private decodeMcuSlow(arr: Int16Array[], off: Int32Array): void {
     const nat = NATURAL_ORDER;
     for (let blkn = 0; blkn < this.blocksInMCU; blkn++) {
       const ci = this.mcuMembership[blkn];
       const comp = this.scanComps[ci];
       const dct = this.dcDerived[comp.dcTbl]!, act = this.acDerived[comp.acTbl]!;
       const block = arr[blkn], o = off[blkn];
-      let s = fast ? this.huffDecodeFast(dct) : this.huffDecode(dct);
+      let s = this.huffDecode(dct);
       if (s) {
-        if (fast) this.fillFast(); else if (this.cl < s) this.fill(s);
+        if (this.cl < s) this.fill(s);
         s = extend(this.getBits(s), s);
       }
       s = (s + this.lastDc[ci]) | 0;
       this.lastDc[ci] = s;
       block[o] = s;
       for (let k = 1; k < 64; k++) {
-        s = fast ? this.huffDecodeFast(act) : this.huffDecode(act);
+        s = this.huffDecode(act);
         const r = s >> 4;
         s &= 15;
         if (s) {
           k += r;
-          if (fast) this.fillFast(); else if (this.cl < s) this.fill(s);
+          if (this.cl < s) this.fill(s);
           block[o + nat[k]] = extend(this.getBits(s), s);
         } else {
           if (r !== 15) break;
