@@ -95,6 +95,16 @@ const VERDICTS: [string, () => Uint8Array, string][] = [
   ['pil_420.jpg scan byte at 90% ^ 0x55', () => xorScanByte('pil_420.jpg', 0.9), 'ok 1a2d6ccd90dc2e7dd29c9d0f23857d8713042a95dc09ff82bfcd38c2fe061580'],
   ['pil_420_progressive.jpg scan byte at 30% ^ 0x55', () => xorScanByte('pil_420_progressive.jpg', 0.3), 'ok f70a8294cb6ed7fa91600be8e9cdb021dfbe1b47fbcb501e15b28b25d1e244c4'],
   ['pil_420_progressive.jpg scan byte at 60% ^ 0x55', () => xorScanByte('pil_420_progressive.jpg', 0.6), 'ok c736922a554b9cf90e5feeea3b7c512153710919c96ff392368d66ef20baaef3'],
+  // Progressive files cut after k of their 10 scans (EOI kept): libjpeg-turbo's block smoothing
+  // estimates the missing low AC coefficients (and with DC only, smooths the DC) from neighbouring DCs.
+  ...([[1, 'dfcd096c5bb9d6bad6d59584c0dfcd2911ba9901181b746229cb3568cf778d02'], [2, 'b088fa19d80f7a6caeaae8e83643b470b95231b7a8bb48b19a99d30f7ea51e1c'],
+    [3, '71a12915aff137d35accdc5e41535acc03ef23849d9747beac1a194af4af86dd'], [4, '1f21288177e3c7c8cc8f36208f7dcc6d8c8bbf1d29f23a4510100481b6069cff'],
+    [6, 'f67552666aff049b7e7533e22f3609b07cc487df8c3223d587531b3467125965'], [8, 'fa8a08009fa6a5b70b7cbc6bfd38ef57ebc0e398fd6e28a37e7d688cb86ede3c']] as const)
+    .map(([keep, hash]): [string, () => Uint8Array, string] => [`pil_420_progressive.jpg with its first ${keep} scans`, () => {
+      const b = read('pil_420_progressive.jpg'), sos: number[] = [];
+      for (let i = 0; i < b.length - 1; i++) if (b[i] === 0xff && b[i + 1] === 0xda) sos.push(i);
+      return Buffer.concat([b.subarray(0, sos[keep]), Uint8Array.of(0xff, 0xd9)]);
+    }, `ok ${hash}`]),
   // A bad Huffman table is an error.
   ['jpegjs_444.jpg with a DHT count byte of 0xFF', () => { const b = read('jpegjs_444.jpg').slice(); b[segmentAt(b, 0xc4) + 5] = 0xff; return b; }, 'refused'],
   // A tables-only datastream (SOI DQT EOI) in front: libjpeg-turbo reads on to the next SOI.

@@ -15,7 +15,7 @@
 // Rows arrive one iMCU row at a time (the IDCT writes into a ring of three iMCU rows per component)
 // and leave as RGB, so no full-size component plane is ever held (issue 13: memory).
 import type { JpegFrame } from './decoder.ts';
-import { JpegStop } from './decoder.ts';
+import { JpegStop } from './errors.ts';
 
 export type ColorTransform = 'ycc' | 'rgb' | 'gray' | 'cmyk' | 'ycck';
 type Method = 'full' | 'h2v1f' | 'h1v2f' | 'h2v2f' | 'int';
