@@ -13,13 +13,13 @@
 //                             jpeg_resync_to_restart), src/jdapimin.c (tables-only streams,
 //                             default_decompress_parms), src/jdinput.c (initial_setup, per_scan_setup,
 //                             latch_quant_tables, consume_markers)
-//   Huffman, sequential       src/jdhuff.c (jpeg_make_d_derived_tbl, jpeg_fill_bit_buffer, decode_mcu
+//   Huffman, sequential       src/jdhuff.c (jpeg_make_d_derived_tbl in ./huffman_table.ts, jpeg_fill_bit_buffer, decode_mcu
 //                             with its fast and slow paths, process_restart), src/jstdhuff.c
 //   Huffman, progressive      src/jdphuff.c
 //   arithmetic                src/jdarith.c, src/jaricom.c
 //   coefficient buffer        src/jdcoefct.c (decompress_onepass, consume_data, decompress_data,
-//                             decompress_smooth_data + smoothing_ok)
-//   IDCT                      src/jidctint.c (./idct.ts)
+//                             decompress_smooth_data + smoothing_ok in ./smoothing.ts)
+//   IDCT                      src/jidctint.c as simd/x86_64/jidctint-avx2.asm computes it (./idct.ts)
 //   upsampling + colour       src/jdsample.c, src/jdmainct.c (context rows), src/jdcolor.c (./output.ts)
 //
 // The bit reader keeps libjpeg-turbo's exact accounting (a 64-bit bit buffer refilled to 57 bits, the
