@@ -25,15 +25,22 @@
 // The bit reader keeps libjpeg-turbo's exact accounting (a 64-bit bit buffer refilled to 57 bits, the
 // 6-byte refill of the fast path, the 64 KiB blocks Pillow feeds), because whether a file that ends
 // inside its last scan is "truncated" depends on how far ahead libjpeg-turbo had read.
-import { ARITH_TABLE, NATURAL_ORDER, STD_HUFF, type HuffSpec } from './tables.ts';
+import * as tables from './tables.ts';
+import type { HuffSpec } from './tables.ts';
 import { JpegStop } from './errors.ts';
-import { extend, makeDerived, type Derived } from './huffman_table.ts';
-import { idctIslow } from './idct.ts';
+import { makeDerived, type Derived } from './huffman_table.ts';
+import { idctIslow as importedIdct } from './idct.ts';
 import { OutputStage, type ColorTransform } from './output.ts';
 import { smoothingLatch, smoothRow } from './smoothing.ts';
 
 export { JpegStop };
 const corrupt = (msg: string) => new JpegStop('corrupt', msg);
+// Hot-path functions as module constants: called per block / per coefficient, they should not go
+// through the loader's live-binding accessors on each call.
+const idctIslow = importedIdct;
+const { ARITH_TABLE, NATURAL_ORDER, STD_HUFF } = tables;
+/** HUFF_EXTEND: the s-bit value x as a signed coefficient. */
+const extend = (x: number, s: number) => (x < 1 << (s - 1) ? x - (1 << s) + 1 : x);
 
 /** Pillow reads the file in blocks of ImageFile.MAXBLOCK bytes and feeds them to the decoder. */
 export const PILLOW_BLOCK = 65536;

@@ -46,5 +46,4 @@ export function makeDerived(spec: HuffSpec, isDC: boolean): Derived {
   return { lookup, maxcode, valoffset, huffval };
 }
 
-export const extend = (x: number, s: number) => (x < 1 << (s - 1) ? x - (1 << s) + 1 : x);
 

@@ -3,7 +3,9 @@
 // a missing coefficient among the first nine is estimated from the DC values of the 5x5 neighbouring
 // blocks; when no AC data at all is known, the DC itself is smoothed. Complete files never get here.
 import type { Component } from './decoder.ts';
-import { idctIslow } from './idct.ts';
+import { idctIslow as importedIdct } from './idct.ts';
+
+const idctIslow = importedIdct; // a module constant: called per block
 
 /**
  * smoothing_ok: block smoothing is used when some of the first AC coefficients are not final.
