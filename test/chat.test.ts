@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildPrompt, cleanOutput, encodePrompt, MAX_INPUT_LENGTH, PromptError, TextStreamer } from '../src/model/chat.ts';
-import { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
 import { hasShared, referenceDir } from './helpers/paths.ts';
 
 const IMG = `<image>${'<unk>'.repeat(64)}</image>\n`;
@@ -41,7 +41,7 @@ describe('buildPrompt', () => {
 });
 
 describe.skipIf(!hasShared('reference', 'tokenizer.model'))('with the real tokenizer', () => {
-  const tok = MiniCPMTokenizer.fromFile(path.join(referenceDir, 'tokenizer.model'));
+  const tok = loadTokenizerFile(path.join(referenceDir, 'tokenizer.model'));
 
   it('encodes the SPEC example to the original 80 ids with image_bound [5, 69]', () => {
     const e = encodePrompt(tok, buildPrompt([{ role: 'user', content: 'What is in the image?' }], 64));

@@ -4,12 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
 import { repoRoot } from './helpers/paths.ts';
 
 const bin = path.join(repoRoot, 'bin', 'minicpmv.js');
 const img = path.join(repoRoot, 'examples', 'red_ball.png');
-const tok = MiniCPMTokenizer.fromFile(path.join(repoRoot, 'weights', 'tiny', 'tokenizer.model'));
+const tok = loadTokenizerFile(path.join(repoRoot, 'weights', 'tiny', 'tokenizer.model'));
 
 function cli(args: string[], input?: string) {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input, env: { ...process.env, MINICPMV_BACKEND: 'cpu' } });

@@ -34,7 +34,7 @@ const CASES: [string, string[], RegExp][] = [
   ['empty image file', ['chat', '--image', empty, '--prompt', 'x'], /empty\.png/],
   ['empty prompt', ['chat', '--image', img, '--prompt', '  '], /--prompt is empty/],
   ['malformed number', ['chat', '--image', img, '--prompt', 'x', '--max-new-tokens', '12abc'], /--max-new-tokens expects a number/],
-  ['non-positive max tokens', ['chat', '--image', img, '--prompt', 'x', '--max-new-tokens', '0'], /--max-new-tokens must be positive/],
+  ['non-positive max tokens', ['chat', '--image', img, '--prompt', 'x', '--max-new-tokens', '0'], /--max-new-tokens must be an integer in 1\.\.1048576, got 0/],
   ['conflicting flags', ['chat', '--image', img, '--prompt', 'x', '--msgs', badMsgs], /either --prompt or --msgs/],
   ['sampling flag without sampling', ['chat', '--image', img, '--prompt', 'x', '--temperature', '0.7'], /only applies to --decode sample/],
   ['bad top-p', ['chat', '--image', img, '--prompt', 'x', '--decode', 'sample', '--top-p', '1.5'], /--top-p must be in \(0, 1\]/],

@@ -2,10 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CompareError, compareFiles, compareTensors, formatNumber, logitsStats, unravel } from '../src/parity/compare.ts';
+import { CompareError, compareTensors, logitsStats, unravel } from '../src/parity/compare.ts';
+import { compareFiles } from '../src/parity/compare_files.ts';
+import { formatNumber } from '../src/parity/format.ts';
 import { GlobError, compileGlobs, matchKey, modelOrder } from '../src/parity/globs.ts';
 import { DEFAULT_TOLERANCE, STAGE_TOLERANCES, toleranceFor } from '../src/parity/tolerances.ts';
-import { SafetensorsError, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { goldenDir, repoRoot } from './helpers/paths.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'compare-test-'));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import type { CommandIO } from '../src/cli/command.ts';
-import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { goldenDir } from './helpers/paths.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'compare-cli-'));

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, expectedTensors, loadConfig, parseConfig, tinyConfigJson } from '../src/config.ts';
+import { ConfigError, expectedTensors, parseConfig, tinyConfigJson } from '../src/config.ts';
+import { loadConfig } from '../src/config_file.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

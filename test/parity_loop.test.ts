@@ -9,7 +9,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import type { CommandIO } from '../src/cli/command.ts';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { repoRoot } from './helpers/paths.ts';
 
 const model = path.join(repoRoot, 'weights', 'tiny');

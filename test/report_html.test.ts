@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareFiles } from '../src/parity/compare.ts';
+import { compareFiles } from '../src/parity/compare_files.ts';
 import { renderHtml } from '../src/parity/report_html.ts';
-import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'report-html-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

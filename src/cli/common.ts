@@ -5,7 +5,8 @@ import type { FlagSpecs } from './args.ts';
 import { InputError, type CommandIO } from './command.ts';
 import { progress } from './progress.ts';
 import { describeBackend, initBackend, type BackendReport } from '../backend/index.ts';
-import { BUNDLED_MODEL_DIR, isBundledModel, loadModel, type LoadModelOptions } from '../model/load.ts';
+import { BUNDLED_MODEL_DIR, isBundledModel, loadModel } from '../model/load.ts';
+import type { LoadOptions } from '../model/minicpmv.ts';
 import type { MiniCPMV } from '../model/minicpmv.ts';
 import type { ChatMessage } from '../model/chat.ts';
 
@@ -31,7 +32,7 @@ export async function startBackend(io: CommandIO, name: string | undefined, quie
   return r;
 }
 
-export function loadWithProgress(io: CommandIO, dir: string, opts: LoadModelOptions = {}): { model: MiniCPMV; ms: number } {
+export function loadWithProgress(io: CommandIO, dir: string, opts: LoadOptions = {}): { model: MiniCPMV; ms: number } {
   const t0 = performance.now();
   if (isBundledModel(dir)) io.err(BUNDLED_NOTE);
   const bar = progress(io, 'loading weights');

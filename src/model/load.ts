@@ -3,15 +3,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, type MiniCPMVConfig } from '../config.ts';
-import { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
+import type { MiniCPMVConfig } from '../config.ts';
+import { loadConfig } from '../config_file.ts';
+import type { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
+import { loadTokenizerFile } from '../tokenizer/file.ts';
 import { openCheckpoint } from '../weights/checkpoint.ts';
-import { validateCheckpoint } from '../weights/loader.ts';
-import { MiniCPMV, type ModelParts } from './minicpmv.ts';
+import { loadImage } from '../image/decode.ts';
+import { preprocess } from '../image/preprocess.ts';
+import type { RgbImage } from '../image/types.ts';
+import * as tf from '../tfjs.ts';
+import { MiniCPMV, type LoadOptions } from './minicpmv.ts';
+import { UserError } from '../errors.ts';
 
-export class ModelDirError extends Error {
-  override name = 'ModelDirError';
-}
+export class ModelDirError extends UserError {}
 
 /** The tiny random-weight model that ships in the repository (weights/tiny). */
 export const BUNDLED_MODEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'weights', 'tiny');
@@ -31,27 +35,30 @@ export function loadModelConfig(dir: string): MiniCPMVConfig {
   return loadConfig(path.join(dir, 'config.json'));
 }
 
-export interface LoadModelOptions {
-  parts?: ModelParts;
-  onProgress?: (done: number, total: number, key: string) => void;
-  /** Reject NaN/Inf in weights (reads every tensor once more). */
-  checkFinite?: boolean;
-}
-
-export function loadModel(dir: string, opts: LoadModelOptions = {}): MiniCPMV {
+/** Loads a checkpoint directory (HF sharded, HF single file or converted) with its config.json. */
+export function loadModel(dir: string, opts: LoadOptions = {}): MiniCPMV {
   const cfg = loadModelConfig(dir);
   const ckpt = openCheckpoint(dir);
   try {
-    validateCheckpoint(ckpt, cfg, { checkFinite: opts.checkFinite });
-    return MiniCPMV.fromSource(cfg, ckpt, { parts: opts.parts, onProgress: opts.onProgress });
+    return MiniCPMV.fromSource(cfg, ckpt, opts);
   } finally {
     ckpt.close();
   }
+}
+
+/**
+ * From an image (decoded, or a file) to the vision tokens the language model reads: Pillow-exact
+ * preprocessing, `vpm`, `resampler`. Returns [numQueries, hidden]; the caller disposes it.
+ */
+export function encodeImageFile(model: MiniCPMV, image: RgbImage | string): tf.Tensor2D {
+  const img = typeof image === 'string' ? loadImage(image) : image;
+  const pixels = preprocess(img, model.cfg.vision.imageSize);
+  return tf.tidy(() => model.encodeImage(pixels).squeeze([0]) as tf.Tensor2D);
 }
 
 export function loadTokenizer(dir: string): MiniCPMTokenizer {
   checkModelDir(dir);
   const file = path.join(dir, 'tokenizer.model');
   if (!fs.existsSync(file)) throw new ModelDirError(`${dir} has no tokenizer.model`);
-  return MiniCPMTokenizer.fromFile(file);
+  return loadTokenizerFile(file);
 }
