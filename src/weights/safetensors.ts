@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { f16ToF32Table } from './dtype.ts';
 import { UserError } from '../errors.ts';
+import { HeaderJsonError, JsonFloat, parseHeaderJson, type JsonValue } from './header_json.ts';
 
 export type STDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -76,26 +77,41 @@ const KNOWN_DTYPES = new Set<string>(Object.keys(DTYPE_BYTES));
 /** Dtypes the format defines that this project does not read. */
 const OTHER_DTYPES = new Set(['U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
 
-/** Parse and validate a header against the data-section size. Errors name `file` (and the key). */
+/**
+ * Parse and validate a header against the data-section size, with the reference implementation's rules
+ * (huggingface/safetensors `tensor.rs`, `read_metadata` + `Metadata::validate`): a JSON object of tensor
+ * entries and an optional `__metadata__` map of strings; no key twice; every entry has `dtype`, `shape` and
+ * `data_offsets`, and its byte count is shape x dtype size; in offset order the tensors tile the data section
+ * from byte 0 to its last byte, with no gap, no overlap and nothing after the last tensor. JSON whitespace
+ * before the opening brace is accepted, as the reference reader does (it keeps that room for writers that
+ * page-align the data). Errors name `file`, the tensor and the field.
+ */
 export function parseHeader(headerBytes: Uint8Array, dataBytes: number, file: string):
   { metadata: Record<string, string>; tensors: Map<string, TensorInfo> } {
-  let json: unknown;
+  let json: JsonValue;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+    // ignoreBOM: a byte-order mark stays in the text, and the JSON parser refuses it as serde_json does.
+    json = parseHeaderJson(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes));
   } catch (e) {
+    if (e instanceof HeaderJsonError && e.duplicatePath) {
+      const [tensor] = e.duplicatePath;
+      const key = e.message.replace(/^duplicate key /, '');
+      throw new SafetensorsError(tensor === undefined
+        ? `${file}: header has the key ${key} twice; keys must be unique`
+        : tensor === '__metadata__'
+          ? `${file}: __metadata__ has the key ${key} twice`
+          : `${file}: tensor "${tensor}": header entry has the field ${key} twice`);
+    }
     throw new SafetensorsError(`${file}: header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new SafetensorsError(`${file}: header must be a JSON object`);
-  }
+  if (!(json instanceof Map)) throw new SafetensorsError(`${file}: header must be a JSON object`);
   const metadata: Record<string, string> = {};
   const entries: [string, TensorInfo][] = [];
-  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+  for (const [key, value] of json) {
     if (key === '__metadata__') {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        throw new SafetensorsError(`${file}: __metadata__ must be an object of strings`);
-      }
-      for (const [mk, mv] of Object.entries(value)) {
+      if (value === null) continue; // Option<HashMap>: null is "no metadata" in the reference reader
+      if (!(value instanceof Map)) throw new SafetensorsError(`${file}: __metadata__ must be an object of strings`);
+      for (const [mk, mv] of value) {
         if (typeof mv !== 'string') throw new SafetensorsError(`${file}: __metadata__["${mk}"] is not a string`);
         metadata[mk] = mv;
       }
@@ -103,44 +119,65 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, file: st
     }
     entries.push([key, parseEntry(key, value, dataBytes, file)]);
   }
-  // Overlap check in data order; the format allows any header order.
+  // Tiling check in data order (Metadata::validate); the format allows any header order.
   entries.sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
-  for (let i = 1; i < entries.length; i++) {
-    const [pk, p] = entries[i - 1];
+  let covered = 0;
+  for (let i = 0; i < entries.length; i++) {
     const [k, t] = entries[i];
-    if (t.begin < p.end) {
+    if (t.begin < covered) {
+      const [pk, p] = entries[i - 1];
       throw new SafetensorsError(`${file}: tensor "${k}" bytes [${t.begin}, ${t.end}) overlap "${pk}" [${p.begin}, ${p.end})`);
     }
+    if (t.begin > covered) {
+      throw new SafetensorsError(i === 0
+        ? `${file}: tensor "${k}" starts at byte ${t.begin} of the data section; the first tensor must start at byte 0 (no gaps allowed)`
+        : `${file}: tensor "${k}" starts at byte ${t.begin} but "${entries[i - 1][0]}" ends at byte ${covered}: a gap of ${t.begin - covered} bytes (no gaps allowed)`);
+    }
+    covered = t.end;
+  }
+  if (covered !== dataBytes) {
+    throw new SafetensorsError(`${file}: ${dataBytes - covered} bytes after the last tensor (the tensors cover ${covered} of the ` +
+      `${dataBytes}-byte data section; the file must end with the last tensor)`);
   }
   return { metadata, tensors: new Map(entries) };
 }
 
-function parseEntry(key: string, value: unknown, dataBytes: number, file: string): TensorInfo {
+const isSize = (d: unknown): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0;
+/** A header value for messages, numbers as written (`2.0` stays `2.0`). */
+function show(v: JsonValue | undefined): string {
+  if (v instanceof Map) return 'an object';
+  if (v instanceof JsonFloat) return v.raw;
+  if (Array.isArray(v)) return `[${v.map(show).join(', ')}]`;
+  return v === undefined ? 'nothing' : JSON.stringify(v);
+}
+
+function parseEntry(key: string, value: JsonValue, dataBytes: number, file: string): TensorInfo {
   const where = `${file}: tensor "${key}"`;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new SafetensorsError(`${where}: header entry must be an object`);
+  if (!(value instanceof Map)) throw new SafetensorsError(`${where}: header entry must be an object, got ${show(value)}`);
+  for (const field of ['dtype', 'shape', 'data_offsets']) {
+    if (!value.has(field)) throw new SafetensorsError(`${where}: header entry has no "${field}" field`);
   }
-  const { dtype, shape, data_offsets: off } = value as Record<string, unknown>;
+  const dtype = value.get('dtype'), shape = value.get('shape'), off = value.get('data_offsets');
   if (typeof dtype !== 'string' || !KNOWN_DTYPES.has(dtype)) {
-    const why = OTHER_DTYPES.has(String(dtype)) ? 'unsupported' : 'unknown';
-    throw new SafetensorsError(`${where}: ${why} dtype ${JSON.stringify(dtype)} (supported: ${[...KNOWN_DTYPES].join(', ')})`);
+    const why = typeof dtype === 'string' && OTHER_DTYPES.has(dtype) ? 'unsupported' : 'unknown';
+    throw new SafetensorsError(`${where}: ${why} dtype ${show(dtype)} (supported: ${[...KNOWN_DTYPES].join(', ')})`);
   }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape)} must be a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isSize)) {
+    throw new SafetensorsError(`${where}: shape ${show(shape)} must be a list of non-negative integers (below 2^53)`);
   }
-  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(`${where}: data_offsets ${JSON.stringify(off)} must be [begin, end] non-negative integers`);
+  if (!Array.isArray(off) || off.length !== 2 || !off.every(isSize)) {
+    throw new SafetensorsError(`${where}: data_offsets ${show(off)} must be [begin, end] non-negative integers (below 2^53)`);
   }
   const [begin, end] = off as number[];
   if (end < begin || end > dataBytes) {
     throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] out of range (data section is ${dataBytes} bytes)`);
   }
-  const n = numel(shape);
-  const bytes = n * DTYPE_BYTES[dtype as STDtype];
+  const dims = shape as number[];
+  const bytes = numel(dims) * DTYPE_BYTES[dtype as STDtype];
   if (!Number.isSafeInteger(bytes) || bytes !== end - begin) {
-    throw new SafetensorsError(`${where}: shape [${shape.join(', ')}] x ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`);
+    throw new SafetensorsError(`${where}: shape [${dims.join(', ')}] x ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`);
   }
-  return { dtype: dtype as STDtype, shape: [...shape] as number[], begin, end };
+  return { dtype: dtype as STDtype, shape: [...dims], begin, end };
 }
 
 export interface OpenOptions {
