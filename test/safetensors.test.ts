@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -240,7 +241,11 @@ describe('bad files give SafetensorsError naming the file and tensor', () => {
   const ok = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
 
   it('missing file, too short, header length past the end, truncated data', () => {
-    expectError(() => SafetensorsFile.open(path.join(tmp, 'nope.safetensors')), 'nope.safetensors', 'ENOENT');
+    expectError(() => SafetensorsFile.open(path.join(tmp, 'nope.safetensors')), 'nope.safetensors', 'does not exist');
+    expectError(() => SafetensorsFile.open('/dev/zero'), '/dev/zero is a character device, not a regular file');
+    const fifo = path.join(tmp, 'pipe.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    expectError(() => SafetensorsFile.open(fifo), 'is a named pipe, not a regular file');
     const short = tmpFile('short');
     fs.writeFileSync(short, Buffer.from([1, 2, 3]));
     expectError(() => SafetensorsFile.open(short), short, 'too short');

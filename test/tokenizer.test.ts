@@ -1,5 +1,6 @@
 // Tokenizer tests. Expected ids come from outside this code: the golden file (original HF slow tokenizer) and
 // fixtures written by reference/tokenizer_corpus.py with the real `sentencepiece` library. Token ids are exact.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -226,9 +227,13 @@ describe('bad input gives a TokenizerError with a clear message', () => {
     expect((err as Error).message).toMatch(msg);
   };
 
-  it('missing file and directory', () => {
-    expectFileError(path.join(dir, 'nope.model'), /cannot read tokenizer model \(ENOENT\)/);
-    expectFileError(dir, /cannot read tokenizer model \(EISDIR\)/);
+  it('missing file, directory, special files (refused at once: /dev/zero would be read forever, a pipe would block)', () => {
+    expectFileError(path.join(dir, 'nope.model'), /tokenizer model .*nope\.model does not exist/);
+    expectFileError(dir, /tokenizer model .* is a directory, not a regular file/);
+    expectFileError('/dev/zero', /is a character device, not a regular file/);
+    const fifo = path.join(dir, 'pipe.model');
+    execFileSync('mkfifo', [fifo]);
+    expectFileError(fifo, /is a named pipe, not a regular file/);
   });
 
   it('empty, truncated, corrupt and non-protobuf files', () => {

@@ -1,7 +1,7 @@
 // Pieces shared by the commands: the --model and --backend flags, loading
 // with progress, reading --msgs files.
-import fs from 'node:fs';
 import type { FlagSpecs } from './args.ts';
+import { MiB, readRegularText } from '../files.ts';
 import { InputError, type CommandIO } from './command.ts';
 import { progress } from './progress.ts';
 import { describeBackend, initBackend, type BackendReport } from '../backend/index.ts';
@@ -43,14 +43,12 @@ export function loadWithProgress(io: CommandIO, dir: string, opts: LoadOptions =
   return { model, ms };
 }
 
-export function readFileText(path: string, what: string): string {
-  if (!fs.existsSync(path)) throw new InputError(`${what} ${path} does not exist`);
-  if (fs.statSync(path).isDirectory()) throw new InputError(`${what} ${path} is a directory`);
-  try {
-    return fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`${what} ${path} cannot be read (${(e as NodeJS.ErrnoException).code})`);
-  }
+/** A conversation or a config is small; a file past this is not one (and would be read whole). */
+export const MAX_TEXT_FILE_BYTES = 64 * MiB;
+
+/** A regular file's text; `what` names the flag ("--msgs file"). Special files and huge files are refused. */
+export function readFileText(path: string, what: string, maxBytes = MAX_TEXT_FILE_BYTES): string {
+  return readRegularText(path, `${what} ${path}`, maxBytes, (m) => new InputError(m));
 }
 
 /** A JSON list of {role, content}; the image goes to the first (user) message. */

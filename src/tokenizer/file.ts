@@ -1,15 +1,12 @@
 // Reading a `tokenizer.model` file (Node); the tokenizer itself is in tokenizer.ts.
-import { readFileSync } from 'node:fs';
+import { MiB, readRegularFile } from '../files.ts';
 import { MiniCPMTokenizer, TokenizerError, type TokenizerOptions } from './tokenizer.ts';
 
-/** Loads `tokenizer.model`; a missing, unreadable or corrupt file gives a TokenizerError naming it. */
+/** The real tokenizer.model is 1.9 MB; SentencePiece models of the largest vocabularies stay far below this. */
+export const MAX_TOKENIZER_MODEL_BYTES = 256 * MiB;
+
+/** Loads `tokenizer.model`; a missing, unreadable, special or corrupt file gives a TokenizerError naming it. */
 export function loadTokenizerFile(path: string, opts: TokenizerOptions = {}): MiniCPMTokenizer {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new TokenizerError(`${path}: cannot read tokenizer model (${err.code ?? err.message})`);
-  }
+  const bytes = readRegularFile(path, `tokenizer model ${path}`, MAX_TOKENIZER_MODEL_BYTES, (m) => new TokenizerError(m));
   return MiniCPMTokenizer.fromBytes(bytes, path, opts);
 }

@@ -87,7 +87,12 @@ export function convertCheckpoint(hfDir: string, outDir: string, opts: ConvertOp
     try {
       const manifest = writeConverted(ckpt, expectedTensors(cfg), staged.tmp, opts, source);
       for (const f of COPIED_FILES) {
-        if (fs.existsSync(path.join(hfDir, f))) fs.copyFileSync(path.join(hfDir, f), path.join(staged.tmp, f));
+        const from = path.join(hfDir, f);
+        const st = fs.statSync(from, { throwIfNoEntry: false });
+        if (!st) continue;
+        // A named pipe would block the copy; a device would copy without end.
+        if (!st.isFile()) throw new CheckpointError(`${from} is not a regular file; refusing to copy it`);
+        fs.copyFileSync(from, path.join(staged.tmp, f));
       }
       // The manifest goes last: its presence marks a complete converted checkpoint.
       fs.writeFileSync(path.join(staged.tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');

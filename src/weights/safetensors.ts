@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { f16ToF32Table } from './dtype.ts';
+import { openRegularFile } from '../files.ts';
 import { UserError } from '../errors.ts';
 import { HeaderJsonError, JsonFloat, parseHeaderJson, type JsonValue } from './header_json.ts';
 
@@ -210,14 +211,9 @@ export class SafetensorsFile {
     if (!(Number.isSafeInteger(chunk) && chunk >= 8 && chunk % 8 === 0 && chunk <= MAX_IO_CHUNK)) {
       throw new SafetensorsError(`chunkBytes must be a multiple of 8 in [8, ${MAX_IO_CHUNK}], got ${chunk}`);
     }
-    let fd: number;
+    // A regular file only: /dev/zero would pass the header checks forever, a named pipe would block.
+    const { fd, bytes: size } = openRegularFile(path, path, (m) => new SafetensorsError(m));
     try {
-      fd = fs.openSync(path, 'r');
-    } catch (e) {
-      throw new SafetensorsError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
       readFully(fd, lenBuf, 0, 8, 0, chunk, path);

@@ -7,6 +7,7 @@ import { list, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.t
 import { InputError, type Command } from '../command.ts';
 import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, readMsgs, startBackend } from '../common.ts';
 import { progress } from '../progress.ts';
+import { openRegularFile } from '../../files.ts';
 import { loadImage } from '../../image/decode.ts';
 import { preprocess } from '../../image/preprocess.ts';
 import { buildPrompt, encodePrompt, type ChatMessage } from '../../model/chat.ts';
@@ -41,7 +42,7 @@ function readPatches(specs: string[], valid: string[]): Map<string, tf.Tensor> {
     if (eq <= 0) throw new UsageError(`--patch expects KEY=FILE.safetensors, got "${spec}"`);
     const key = spec.slice(0, eq), file = spec.slice(eq + 1);
     if (!valid.includes(key)) throw new UsageError(`--patch: unknown hook "${key}"; valid hooks: ${abbreviate(valid)}`);
-    if (!fs.existsSync(file)) throw new InputError(`--patch file ${file} does not exist`);
+    fs.closeSync(openRegularFile(file, `--patch file ${file}`, (m) => new InputError(m)).fd);
     const f = SafetensorsFile.open(file);
     try {
       const name = f.has(key) ? key : f.keys().length === 1 ? f.keys()[0] : undefined;
