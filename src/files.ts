@@ -31,7 +31,8 @@ export function openRegularFile(path: string, label: string, fail: Fail): { fd: 
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw fail(code === 'ENOENT' ? `${label} does not exist` : `${label} cannot be opened (${code ?? (e as Error).message})`);
+    if (!code) throw e; // not a file-system answer: a bug, reported as one
+    throw fail(code === 'ENOENT' ? `${label} does not exist` : `${label} cannot be opened (${code})`);
   }
   const st = fs.fstatSync(fd);
   if (!st.isFile()) {
@@ -86,7 +87,8 @@ export function forEachLine(path: string, label: string, maxLineBytes: number, f
       try {
         n = fs.readSync(fd, chunk, 0, chunk.byteLength, position);
       } catch (e) {
-        throw fail(`${label} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        if (!(e as NodeJS.ErrnoException).code) throw e;
+        throw fail(`${label} cannot be read (${(e as NodeJS.ErrnoException).code})`);
       }
       position += n;
       pending += n > 0 ? decoder.decode(chunk.subarray(0, n), { stream: true }) : decoder.decode();

@@ -21,5 +21,15 @@ export interface Command {
   run(argv: string[], io: CommandIO): Promise<number>;
 }
 
+/**
+ * Not an error: stdout was closed by its reader (`minicpmv tokenize --file big.jsonl | head -1`). `io.out`
+ * throws it so a command stops producing output nobody reads; main() ends quietly.
+ */
+export class StdoutClosed extends Error {
+  constructor() {
+    super('stdout was closed by its reader');
+  }
+}
+
 /** An error caused by the user's input: printed as one line, exit code 2. */
 export class InputError extends UserError {}
