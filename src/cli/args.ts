@@ -32,7 +32,8 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
   if (spec.type === 'number' || spec.type === 'int') {
     const v = raw.trim() === '' ? NaN : Number(raw);
     if (!Number.isFinite(v)) throw new UsageError(`--${name} expects a number, got "${raw}"`);
-    if (spec.type === 'int' && !Number.isInteger(v)) throw new UsageError(`--${name} expects an integer, got "${raw}"`);
+    // Safe integers only: 1e300 is an integer to Number.isInteger, but no count, size or seed.
+    if (spec.type === 'int' && !Number.isSafeInteger(v)) throw new UsageError(`--${name} expects an integer below 2^53, got "${raw}"`);
     return v;
   }
   if (spec.choices && !spec.choices.includes(raw)) {

@@ -61,11 +61,14 @@ export interface DecodeRanges {
   temperature?: number;
   topP?: number;
   topK?: number;
+  seed?: number;
 }
 const HF_NAMES: Record<keyof DecodeRanges, string> = {
   maxNewTokens: 'max_new_tokens', numBeams: 'num_beams', repetitionPenalty: 'repetition_penalty',
-  temperature: 'temperature', topP: 'top_p', topK: 'top_k',
+  temperature: 'temperature', topP: 'top_p', topK: 'top_k', seed: 'seed',
 };
+/** The sampler's PRNG (rng.ts mulberry32) takes a uint32 seed: larger seeds would repeat smaller ones. */
+export const MAX_SEED = 2 ** 32 - 1;
 
 /**
  * The one check of decoding options (the loops below call it; the CLI calls it before loading weights,
@@ -82,6 +85,7 @@ export function checkDecodeOptions(o: DecodeRanges, name: (option: keyof DecodeR
   rule('temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
   rule('topP', (v) => v > 0 && v <= 1, 'in (0, 1]');
   rule('topK', (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
+  rule('seed', (v) => Number.isInteger(v) && v >= 0 && v <= MAX_SEED, `an integer in 0..${MAX_SEED}`);
 }
 
 /** HF RepetitionPenaltyLogitsProcessor on one row, in place: each distinct seen id once. */

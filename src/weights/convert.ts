@@ -11,7 +11,7 @@ import {
 } from './checkpoint.ts';
 import { findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError } from './loader.ts';
 import { stageOutputDir } from './outdir.ts';
-import { planShards, shardName } from './shards.ts';
+import { checkShardBytes, planShards, shardName } from './shards.ts';
 import { DTYPE_BYTES, numel } from './safetensors.ts';
 import { SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
 
@@ -70,6 +70,7 @@ export function convertCheckpoint(hfDir: string, outDir: string, opts: ConvertOp
     throw new CheckpointError(`${hfDir}: input checkpoint directory does not exist`);
   }
   if (path.resolve(hfDir) === path.resolve(outDir)) throw new CheckpointError(`${outDir}: output directory must differ from the input`);
+  if (opts.llmShardBytes !== undefined) checkShardBytes(opts.llmShardBytes, 'convert: llmShardBytes');
   const cfg = loadConfig(path.join(hfDir, 'config.json'));
   const ckpt = openCheckpoint(hfDir);
   try {

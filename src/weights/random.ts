@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expectedTensors, type ExpectedTensor, type MiniCPMVConfig } from '../config.ts';
 import { loadConfig } from '../config_file.ts';
-import { INDEX_FILE, SINGLE_FILE } from './checkpoint.ts';
+import { CheckpointError, INDEX_FILE, SINGLE_FILE } from './checkpoint.ts';
 import { f32BitsToBf16, f32BitsToF16 } from './dtype.ts';
 import { stageOutputDir } from './outdir.ts';
-import { planShards, shardName } from './shards.ts';
+import { checkShardBytes, planShards, shardName } from './shards.ts';
 import { DTYPE_BYTES, numel } from './safetensors.ts';
 import { SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
 
@@ -176,11 +176,12 @@ const CHUNK = 1 << 20; // elements per generated piece
 
 /** Write a random checkpoint in the HF layout (index + shards, or one model.safetensors) plus config.json. */
 export function writeRandomCheckpoint(configPath: string, outDir: string, opts: RandomCheckpointOptions): RandomCheckpointResult {
-  const cfg = loadConfig(configPath);
   const dtype = DTYPE_OF[opts.dtype];
-  if (!dtype) throw new RangeError(`writeRandomCheckpoint: dtype must be bf16, f16 or f32, got ${JSON.stringify(opts.dtype)}`);
-  if (!Number.isSafeInteger(opts.seed)) throw new RangeError(`writeRandomCheckpoint: seed must be an integer, got ${opts.seed}`);
+  if (!dtype) throw new CheckpointError(`random weights: dtype must be bf16, f16 or f32, got ${JSON.stringify(opts.dtype)}`);
+  if (!Number.isSafeInteger(opts.seed)) throw new CheckpointError(`random weights: seed must be an integer below 2^53 in size, got ${opts.seed}`);
   const shardBytes = opts.shardBytes ?? 5e9;
+  checkShardBytes(shardBytes, 'random weights: shardBytes');
+  const cfg = loadConfig(configPath);
   const ordered = hfStateDictOrder(cfg);
   const byKey = new Map(ordered.map((t) => [t.key, t]));
   const size = DTYPE_BYTES[dtype];

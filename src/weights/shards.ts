@@ -1,5 +1,14 @@
 // Splitting a list of tensors into shard files, and the HF shard file names. Used by `random-weights`
 // (HF layout) and `convert` (the llm file of the converted layout).
+import { CheckpointError } from './checkpoint.ts';
+
+/** Shard sizes in bytes: positive (1 puts each tensor in its own file), at most 1 TB; HF writes 5e9. */
+export const SHARD_BYTES_RANGE = [1, 1e12] as const;
+
+export function checkShardBytes(v: number, name: string): void {
+  const [lo, hi] = SHARD_BYTES_RANGE;
+  if (!Number.isSafeInteger(v) || v < lo || v > hi) throw new CheckpointError(`${name} must be an integer in ${lo}..${hi} bytes, got ${v}`);
+}
 
 /**
  * transformers 4.36 `shard_checkpoint`: walk tensors in order, start a new shard when the next tensor

@@ -32,7 +32,7 @@ const flags: FlagSpecs = {
 /** The flag behind each decoding option, for messages. */
 const FLAG_OF: Record<keyof DecodeRanges, string> = {
   maxNewTokens: 'max-new-tokens', numBeams: 'beams', repetitionPenalty: 'repetition-penalty',
-  temperature: 'temperature', topP: 'top-p', topK: 'top-k',
+  temperature: 'temperature', topP: 'top-p', topK: 'top-k', seed: 'seed',
 };
 
 function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {

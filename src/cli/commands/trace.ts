@@ -11,7 +11,7 @@ import { openRegularFile } from '../../files.ts';
 import { loadImage } from '../../image/decode.ts';
 import { preprocess } from '../../image/preprocess.ts';
 import { buildPrompt, encodePrompt, type ChatMessage } from '../../model/chat.ts';
-import { greedy } from '../../model/generate.ts';
+import { greedy, MAX_NEW_TOKENS } from '../../model/generate.ts';
 import { hookNames, hookSummary, Hooks } from '../../model/hooks.ts';
 import { loadModelConfig, loadTokenizer } from '../../model/load.ts';
 import { ActivationRecorder } from '../../parity/trace.ts';
@@ -70,7 +70,7 @@ export const command: Command = {
     if ((prompt === undefined) === (msgsFile === undefined)) throw new UsageError('give exactly one of --prompt or --msgs');
     if (prompt !== undefined && prompt.trim() === '') throw new UsageError('--prompt is empty');
     const newTokens = num(p, 'new-tokens')!;
-    if (newTokens < 0) throw new UsageError(`--new-tokens must be >= 0, got ${newTokens}`);
+    if (newTokens < 0 || newTokens > MAX_NEW_TOKENS) throw new UsageError(`--new-tokens must be an integer in 0..${MAX_NEW_TOKENS}, got ${newTokens}`);
     const dir = modelDir(str(p, 'model'));
     const cfg = loadModelConfig(dir);
     const valid = hookNames(cfg);
