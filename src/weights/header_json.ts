@@ -25,6 +25,8 @@ export class HeaderJsonError extends Error {
 }
 
 const MAX_DEPTH = 32;
+/** A character for a message: printable ASCII as itself, anything else as U+XXXX (a BOM is invisible). */
+const showChar = (c: string) => (c >= ' ' && c <= '~' ? JSON.stringify(c) : `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`);
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
@@ -38,7 +40,7 @@ export function parseHeaderJson(text: string): JsonValue {
     while (i < text.length && WS.has(text.charCodeAt(i))) i++;
   };
   const expect = (c: string) => {
-    if (text[i] !== c) fail(text[i] === undefined ? `expected "${c}", got the end` : `expected "${c}", got ${JSON.stringify(text[i])}`);
+    if (text[i] !== c) fail(text[i] === undefined ? `expected "${c}", got the end` : `expected "${c}", got ${showChar(text[i])}`);
     i++;
   };
 
@@ -151,11 +153,11 @@ export function parseHeaderJson(text: string): JsonValue {
         return v;
       }
     }
-    return fail(c === undefined ? 'unexpected end of the header' : `unexpected ${JSON.stringify(c)}`);
+    return fail(c === undefined ? 'unexpected end of the header' : `unexpected ${showChar(c)}`);
   }
 
   const v = value(0, []);
   skipWs();
-  if (i < text.length) fail(`unexpected ${JSON.stringify(text[i])} after the JSON value`);
+  if (i < text.length) fail(`unexpected ${showChar(text[i])} after the JSON value`);
   return v;
 }
