@@ -2,7 +2,7 @@
 // generated from SEED and the rest are the given files (the regression corpus), and reports each input on
 // file descriptor 3, synchronously, so the parent (campaign.ts) knows which input was running when the
 // process hung, died or grew too large. Run by campaign.ts with a heap cap:
-//   node --max-old-space-size=N --import tsx test/fuzz/worker.ts TARGET SEED RUNS FROM TO MAX_RSS_MIB [FILE...]
+//   node --max-old-space-size=N --import tsx test/fuzz/worker.ts TARGET SEED RUNS FROM TO MAX_RSS_MIB KNOWN_OPEN [FILE...]
 // Lines: "S i" before input i; "D i ms outcome" after it, outcome one of
 //   ok | user <message> | crash <name>: <message> @ <frame> | blowup <peak RSS MiB>
 import fs from 'node:fs';
@@ -39,9 +39,9 @@ function runOne(i: number, input: Uint8Array, maxRssMiB: number): void {
   report(`D ${i} ${ms.toFixed(1)} ${outcome}`);
 }
 
-const [seed, runs, from, to, maxRss] = rest.slice(0, 5).map(Number);
-const files = rest.slice(5);
+const [seed, runs, from, to, maxRss, knownOpen] = rest.slice(0, 6).map(Number);
+const files = rest.slice(6);
 for (let i = from; i < to; i++) {
-  runOne(i, i < runs ? generateInput(target, seed, i) : new Uint8Array(fs.readFileSync(files[i - runs])), maxRss);
+  runOne(i, i < runs ? generateInput(target, seed, i, knownOpen === 1) : new Uint8Array(fs.readFileSync(files[i - runs])), maxRss);
 }
 removeScratch();
