@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CAMPAIGN_TARGETS, generateInput, TARGETS } from './targets.ts';
+import { CAMPAIGN_TARGETS, generateInput, scratchDirOf, TARGETS } from './targets.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const CORPUS_DIR = path.join(here, 'corpus');
@@ -113,6 +113,7 @@ function runWorker(target: string, args: string[], o: CampaignOptions, onLine: (
     }, 25);
     child.on('exit', (code, signal) => {
       clearInterval(watch);
+      fs.rmSync(scratchDirOf(child.pid!), { recursive: true, force: true }); // a killed worker cannot
       resolve({ code, signal, killed, stderr, peak });
     });
   });

@@ -35,10 +35,13 @@ export interface FuzzTarget {
 const read = (...p: string[]) => new Uint8Array(fs.readFileSync(path.join(...p)));
 const enc = new TextEncoder();
 
+/** The scratch directory of process `pid` (campaign.ts removes a killed worker's). */
+export const scratchDirOf = (pid: number) => path.join(os.tmpdir(), `minicpmv-fuzz-scratch-${pid}`);
+
 /** A scratch file per process for targets whose entry point takes a path. */
 let scratchDir: string | undefined;
 function scratch(name: string, bytes: Uint8Array): string {
-  scratchDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-fuzz-'));
+  if (!scratchDir) fs.mkdirSync((scratchDir = scratchDirOf(process.pid)), { recursive: true });
   const p = path.join(scratchDir, name);
   fs.writeFileSync(p, bytes);
   return p;
