@@ -45,7 +45,7 @@ describe.skipIf(!fs.existsSync(path.join(model, 'model.safetensors')))('trace', 
     const f = SafetensorsFile.open(all);
     const keys = f.keys();
     expect(keys.slice(0, 3)).toEqual(['pixel_values', 'vpm.patch_embed', 'vpm.pos_embed_resampled']);
-    for (const k of ['vpm.blocks.0.attn', 'vpm.blocks.1', 'vpm.norm', 'resampler', 'input_ids', 'inputs_embeds',
+    for (const k of ['vpm.blocks.0.attn', 'vpm.blocks.1', 'vpm.norm', 'resampler.attn.weights', 'resampler', 'input_ids', 'inputs_embeds',
       'llm.model.layers.1.self_attn', 'llm.model.norm', 'logits', 'greedy.ids']) expect(keys).toContain(k);
     expect(keys.indexOf('vpm.norm')).toBeLessThan(keys.indexOf('resampler'));
     expect(keys.indexOf('llm.model.norm')).toBeLessThan(keys.indexOf('logits'));
@@ -110,6 +110,10 @@ describe.skipIf(!torchOk || !fs.existsSync(path.join(model, 'model.safetensors')
     const r = await run('compare', tsOut, torchOut);
     expect(r.code, r.text).toBe(0);
     expect(r.text).toMatch(/logits/);
+    // The resampler's attention probabilities per head (MHA output 1, average_attn_weights=False) are compared too.
+    const json = JSON.parse((await run('compare', tsOut, torchOut, '--json', '--keys', 'resampler.attn.weights')).text);
+    expect(json.results.map((k: { key: string; shapeA: number[]; pass: boolean }) => [k.key, k.shapeA, k.pass]))
+      .toEqual([['resampler.attn.weights', [1, 1, 64, 1024], true]]);
   });
 
   it('a perturbed weight in layer 1 makes compare fail first at that layer', async () => {

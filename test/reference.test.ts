@@ -53,7 +53,7 @@ function dump(c: CaseMeta, m: Manifest, out: string) {
   fs.writeFileSync(msgs, JSON.stringify(c.msgs));
   return py(['reference/dump_activations.py', '--model', weights, '--image', path.join(tiny, 'images', c.image),
     '--msgs', msgs, '--out', out, '--new-tokens', String(m.run.new_tokens), '--logits-last', '8',
-    '--sample-seed', String(m.run.sample.seed), ...(c.stages === 'all' ? [] : ['--slim'])]);
+    '--sample-seed', String(m.run.sample.seed), '--no-attn-weights', ...(c.stages === 'all' ? [] : ['--slim'])]);
 }
 
 function expectSameTensors(actualPath: string, expectedPath: string, m: Manifest): void {

@@ -10,6 +10,11 @@ export interface AttentionOptions {
   /** Causal mask with the query block ending at the last key (KV cache aware). */
   causal?: boolean;
   scaleQueryFirst?: boolean;
+  /**
+   * Sees the softmax probabilities [B, H, Tq, Tk] (exactly those that weight v) and returns them or a
+   * replacement: how a hook point such as `resampler.attn.weights` reads or patches them.
+   */
+  probs?: (p: tf.Tensor4D) => tf.Tensor4D;
 }
 
 export function scaledDotProductAttention(
@@ -22,7 +27,8 @@ export function scaledDotProductAttention(
       : tf.mul(tf.matMul(q, k, false, true), opts.scale);
     if (opts.causal && Tq > 1) scores = tf.add(scores, causalMask(Tq, Tk));
     // The project's native softmax where loaded (src/backend/native_ops.ts), else TF.js's.
-    return tf.matMul(softmaxNative(scores) ?? tf.softmax(scores, -1), v) as tf.Tensor4D;
+    const p = (softmaxNative(scores) ?? tf.softmax(scores, -1)) as tf.Tensor4D;
+    return tf.matMul(opts.probs ? opts.probs(p) : p, v) as tf.Tensor4D;
   });
 }
 

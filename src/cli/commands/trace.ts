@@ -60,7 +60,7 @@ export const command: Command = {
   usage: '--image FILE (--prompt TEXT | --msgs FILE.json) --out FILE.safetensors [--hooks GLOBS] [--new-tokens N] [--patch KEY=FILE]',
   flags,
   details: 'hook names: pixel_values, vpm.patch_embed, vpm.pos_embed_resampled, vpm.blocks.{i}[.norm1|.attn|.norm2|.mlp], vpm.norm,\n' +
-    'resampler.{kv_proj,ln_kv,ln_q,attn,ln_post}, resampler, input_ids, inputs_embeds,\n' +
+    'resampler.{kv_proj,ln_kv,ln_q,attn.weights,attn,ln_post}, resampler, input_ids, inputs_embeds,\n' +
     'llm.model.layers.{i}[.input_layernorm|.self_attn|.post_attention_layernorm|.mlp], llm.model.norm, logits\n' +
     'example: minicpmv trace --image img.png --prompt "What is it?" --hooks "vpm.blocks.*,llm.model.layers.*,logits" --out mine.safetensors',
   async run(argv, io) {
