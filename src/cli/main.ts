@@ -11,13 +11,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   'random-weights': { summary: 'write a random checkpoint for a config', load: async () => (await import('./commands/random_weights.ts')).command },
   trace: { summary: 'record activations by PyTorch module name', load: async () => (await import('./commands/trace.ts')).command },
   compare: { summary: 'compare two activation files key by key', load: async () => (await import('./commands/compare.ts')).command },
+  inspect: { summary: 'see inside the model in a browser: attention, logit lens, activations, decoding, divergence', load: async () => (await import('./commands/inspect.ts')).command },
 };
 
 // Errors that describe a problem with the user's input: one line, exit code 2.
 const INPUT_ERRORS = new Set([
   'UsageError', 'InputError', 'SafetensorsError', 'CheckpointError', 'ConfigError', 'LoaderError', 'ImageError',
   'TokenizerError', 'BackendError', 'PromptError', 'GenerationError', 'CompareError', 'HookError', 'ConvertError',
-  'WeightsError', 'ParamError', 'GlobError', 'ModelDirError', 'ModelLoadError',
+  'WeightsError', 'ParamError', 'GlobError', 'ModelDirError', 'ModelLoadError', 'PortError',
 ]);
 
 export function isInputError(e: unknown): e is Error {
@@ -40,7 +41,7 @@ function topHelp(): string {
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}${c.summary}`),
     '',
     'Run `minicpmv <command> --help` for the flags of a command.',
-    'Without --model, chat/info/tokenize/trace use the bundled tiny random-weight model.',
+    'Without --model, chat/info/tokenize/trace/inspect use the bundled tiny random-weight model.',
   ].join('\n');
 }
 

@@ -18,7 +18,28 @@ export interface CommonOptions {
   onToken?: (id: number) => void;
   /** Filled with wall times when given. */
   stats?: GenerationStats;
+  /** Called after each step's choice with what it was chosen from (for `minicpmv inspect`). */
+  onStep?: (s: StepReport) => void;
 }
+
+/** A beam-search candidate of one step and what became of it. */
+export interface BeamCandidate {
+  beam: number;
+  token: number;
+  /** Cumulative log-probability (with the repetition penalty) if this token extends `beam`. */
+  score: number;
+  fate: 'continues' | 'finished' | 'dropped';
+}
+
+export type StepReport =
+  /** Greedy and sampling: `scores` is the logits row the token was picked from (after any repetition penalty). */
+  | { kind: 'token'; step: number; scores: Float32Array; id: number }
+  /**
+   * Beam search: the beams and their running scores before the step, the top 2·numBeams candidates in rank
+   * order, and `parents` (new beam b extends old beam parents[b]); `done` when the search stops here.
+   */
+  | { kind: 'beam'; step: number; beams: number[][]; running: Float32Array; candidates: BeamCandidate[]; parents: number[];
+    done: boolean };
 
 export interface GenerationStats {
   prefillMs: number;
@@ -151,6 +172,7 @@ function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { r
       const id = pick(row);
       out.push(id);
       o.onToken?.(id);
+      o.onStep?.({ kind: 'token', step: out.length, scores: row, id });
       if (id === o.eosId || out.length >= o.maxNewTokens) break;
       row = step(llm, [id], cache, o.stats);
     }
@@ -254,16 +276,23 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
       }
       const cands = topK(flat, 2 * nb);
       const next: { beam: number; token: number; score: number }[] = [];
+      const fates: BeamCandidate['fate'][] = cands.map(() => 'dropped');
       for (let rank = 0; rank < cands.length && next.length < nb; rank++) {
         const beam = Math.floor(cands[rank].index / V), token = cands[rank].index % V, score = cands[rank].value;
         if (token === o.eosId) {
           if (rank >= nb) continue;
           offer({ ids: beams[beam].slice(), score: score / curLen ** lp });
+          fates[rank] = 'finished';
         } else {
           next.push({ beam, token, score });
+          fates[rank] = 'continues';
         }
       }
       const done = finished.length >= nb && worst() >= cands[0].value / curLen ** lp;
+      o.onStep?.({
+        kind: 'beam', step: curLen, beams, running, parents: next.map((n) => n.beam), done: done || curLen >= o.maxNewTokens,
+        candidates: cands.map((c, r) => ({ beam: Math.floor(c.index / V), token: c.index % V, score: c.value, fate: fates[r] })),
+      });
       beams = next.map((n) => [...beams[n.beam], n.token]);
       running = Float32Array.from(next.map((n) => n.score));
       if (done) break;

@@ -28,7 +28,7 @@ const flags: FlagSpecs = {
   ...BACKEND_FLAG,
 };
 
-function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {
+export function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {
   const mode = str(p, 'decode') as DecodeMode;
   const sampling = ['temperature', 'top-p', 'top-k', 'seed'].filter((k) => p.flags[k] !== undefined);
   if (mode !== 'sample' && sampling.length) throw new UsageError(`--${sampling[0]} only applies to --decode sample`);
