@@ -1,4 +1,4 @@
-// The inspect page's HTTP server: node:http on 127.0.0.1 only, four fixed paths, nothing else. It binds
+// The inspect page's HTTP server: node:http on 127.0.0.1 only, four fixed paths (and an empty favicon), nothing else. It binds
 // before the model runs (a port in use fails at once) and answers 503 until the data is ready.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,6 +43,7 @@ export async function startServer(port: number, assets: PageAssets = pageAssets(
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (!okHost) return send(421, 'text/plain; charset=utf-8', 'wrong host\n');
+    if (path === '/favicon.ico') return send(204, 'image/x-icon', '');
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain; charset=utf-8', 'only GET\n');
     const type = TYPES[path];
     if (!type) return send(404, 'text/plain; charset=utf-8', 'not found\n');

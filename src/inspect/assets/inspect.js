@@ -35,6 +35,7 @@ function setAttrs(el, attrs) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'style') el.style.cssText = v; // through the CSSOM: the server's CSP forbids inline style attributes
     else el.setAttribute(k, v === true ? '' : String(v));
   }
 }
