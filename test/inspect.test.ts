@@ -127,7 +127,7 @@ describe('collectInspection', () => {
   beforeAll(() => {
     collectInspection(model, tok, { msgs, image, decode: decode('greedy', 2) }); // warm-up: the model's position caches fill once
     const before = tf.memory().numTensors;
-    greedyRun = collectInspection(model, tok, { msgs, image, decode: decode('greedy', 12), lensPositions: 6 });
+    greedyRun = collectInspection(model, tok, { msgs, image, decode: decode('greedy', 70), lensPositions: 6 }); // 70: two lens passes (64 positions each)
     expect(tf.memory().numTensors, 'tensors left behind').toBe(before);
   });
 

@@ -8,8 +8,8 @@
 //           onStep): the top-k candidates, and for beam search the beams, reorderings and finished hypotheses
 //   pass 2  the logit lens: prompt + generated tokens through the decoder with a KV cache, 64 positions at a
 //           time; each decoder layer's hidden state (and inputs_embeds) at the last prompt positions and at
-//           every generated token goes through the model's own head (final RMSNorm, / logit divisor, lm_head)
-//           and only its top-5 (ids, probabilities) and the probability of the token that actually came next
+//           every generated token goes through the model's own head (final RMSNorm, / logit divisor, lm_head;
+//           all rows of a pass together, 256 at a time) and only its top-5 (ids, probabilities) and the probability of the token that actually came next
 //           are kept. At the last layer this is the model's own distribution (test/inspect.test.ts).
 import pngjs from 'pngjs';
 import * as tf from '../tfjs.ts';
@@ -116,8 +116,29 @@ export interface InspectData {
 }
 
 const LENS_TOP = 5;
-/** Positions per lens pass (bounds the attention scores and the [rows, vocab] logits block). */
-const LENS_CHUNK = 64;
+/** Positions per lens forward pass (bounds the attention scores and the hidden rows kept). */
+const LENS_POSITIONS = 64;
+/**
+ * Rows per lm_head product in the lens. All layers' rows of a pass go through the head together, in blocks
+ * this size: at full size a [256, 122753] block is ~4x cheaper per row than the 8-row decode product and
+ * holds 126 MB of logits at a time.
+ */
+const LENS_BLOCK = 256;
+
+/** The model's head as the lens applies it: final RMSNorm, / logit divisor, lm_head. */
+export interface LensHead {
+  normWeight: tf.Tensor1D;
+  lmHead: tf.Tensor2D;
+  eps: number;
+  logitDivisor: number;
+}
+
+export function lensHead(model: MiniCPMV): LensHead {
+  return {
+    normWeight: model.params.get<tf.Tensor1D>('llm.model.norm.weight'), lmHead: model.params.get<tf.Tensor2D>('llm.lm_head.weight'),
+    eps: model.cfg.llm.rmsEps, logitDivisor: model.cfg.llm.logitDivisor,
+  };
+}
 
 /** A token's text for display: decoded alone, or its piece where that is not text (a byte of a UTF-8 sequence). */
 export function tokenText(tok: MiniCPMTokenizer, id: number): string {
@@ -129,16 +150,14 @@ export function tokenText(tok: MiniCPMTokenizer, id: number): string {
  * The model's head on hidden states h [R, D]: top-5 (ids, probabilities) per row and the probability of
  * `next[r]` (or null for -1). The same ops as MiniCPMLlm.forward's logits: RMSNorm, / logitDivisor, lm_head.
  */
-export function lensRows(model: MiniCPMV, h: tf.Tensor2D, next: number[]): LensCell[] {
-  const cfg = model.cfg.llm;
-  const normW = model.params.get<tf.Tensor1D>('llm.model.norm.weight'), head = model.params.get<tf.Tensor2D>('llm.lm_head.weight');
+export function lensRows(head: LensHead, h: tf.Tensor2D, next: number[]): LensCell[] {
   const out: LensCell[] = [];
   const R = h.shape[0];
-  for (let r0 = 0; r0 < R; r0 += LENS_CHUNK) {
-    const n = Math.min(LENS_CHUNK, R - r0);
+  for (let r0 = 0; r0 < R; r0 += LENS_BLOCK) {
+    const n = Math.min(LENS_BLOCK, R - r0);
     const [ids, probs, nextP] = tf.tidy(() => {
       const rows = n === R ? h : h.slice([r0, 0], [n, h.shape[1]]);
-      const logits = linear(tf.div(rmsNorm(rows, normW, cfg.rmsEps), cfg.logitDivisor), head) as tf.Tensor2D; // [n, V]
+      const logits = linear(tf.div(rmsNorm(rows, head.normWeight, head.eps), head.logitDivisor), head.lmHead) as tf.Tensor2D; // [n, V]
       const lse = tf.logSumExp(logits, 1, true);
       const { values, indices } = tf.topk(logits, LENS_TOP);
       const at = next.slice(r0, r0 + n).map((t, i) => [i, Math.max(t, 0)]);
@@ -282,9 +301,13 @@ function pickStats(s: ReturnType<typeof tensorStats>): Omit<HookStat, 'key' | 's
   return { mean: s.mean, std: s.std, absMax: s.absMax, nan: s.nan, inf: s.inf };
 }
 
-/** Pass 2 (see the file comment). Rows: inputs_embeds, then each decoder layer's output. */
+/**
+ * Pass 2 (see the file comment). Rows: inputs_embeds, then each decoder layer's output. Each forward pass
+ * keeps the wanted positions of every row's hidden state, then all go through the head together.
+ */
 function logitLens(model: MiniCPMV, embeds: tf.Tensor3D, ids: number[], generated: number[], P: number): InspectData['lens'] {
   const nl = model.cfg.llm.numLayers, L = ids.length, D = model.cfg.llm.hidden;
+  const head = lensHead(model);
   const rowKeys = ['inputs_embeds', ...Array.from({ length: nl }, (_, i) => `llm.model.layers.${i}`)];
   const rowOf = new Map(rowKeys.map((key, i) => [key, i]));
   const seq = [...ids, ...generated];
@@ -293,30 +316,41 @@ function logitLens(model: MiniCPMV, embeds: tf.Tensor3D, ids: number[], generate
     columns.push({ pos: p, token: seq[p], kind: p < L ? 'prompt' : 'generated', nextToken: p + 1 < seq.length ? seq[p + 1] : null });
   }
   const cells: LensCell[][] = rowKeys.map(() => []);
-  let from = 0, next: number[] = [];
+  const kept: (tf.Tensor2D | null)[] = rowKeys.map(() => null);
+  let from = 0;
   const hooks = new Hooks({
     select: (key) => rowOf.has(key),
     onActivation: (key, t) => {
       const T = t.shape[1]!;
-      const h = tf.tidy(() => t.reshape([T, D]).slice([from, 0], [T - from, D]) as tf.Tensor2D);
-      try {
-        cells[rowOf.get(key)!].push(...lensRows(model, h, next));
-      } finally {
-        h.dispose();
-      }
+      kept[rowOf.get(key)!] = tf.keep(tf.tidy(() => t.reshape([T, D]).slice([from, 0], [T - from, D]) as tf.Tensor2D));
     },
   });
-  const nextOf = (p: number) => (p + 1 < seq.length ? seq[p + 1] : -1);
+  /** One forward pass over positions [first, first + n): their lens cells appended to every row. */
+  const pass = (first: number, n: number, run: () => void) => {
+    try {
+      run();
+      const all = tf.concat(kept as tf.Tensor2D[], 0) as tf.Tensor2D; // [rows * n, D]
+      const next = rowKeys.flatMap(() => Array.from({ length: n }, (_, i) => (first + i + 1 < seq.length ? seq[first + i + 1] : -1)));
+      let got: LensCell[];
+      try {
+        got = lensRows(head, all, next);
+      } finally {
+        all.dispose();
+      }
+      rowKeys.forEach((_, r) => cells[r].push(...got.slice(r * n, (r + 1) * n)));
+    } finally {
+      tf.dispose(kept.filter((t): t is tf.Tensor2D => t !== null));
+      kept.fill(null);
+    }
+  };
   const cache = model.llm.newCache();
   try {
     from = L - P;
-    next = Array.from({ length: P }, (_, i) => nextOf(L - P + i));
-    tf.dispose(model.llm.forward(embeds, { cache, hooks, logits: 'none' }));
-    for (let c = 0; c < generated.length; c += LENS_CHUNK) {
-      const chunk = generated.slice(c, c + LENS_CHUNK);
+    pass(L - P, P, () => tf.dispose(model.llm.forward(embeds, { cache, hooks, logits: 'none' })));
+    for (let c = 0; c < generated.length; c += LENS_POSITIONS) {
+      const chunk = generated.slice(c, c + LENS_POSITIONS);
       from = 0;
-      next = chunk.map((_, i) => nextOf(L + c + i));
-      tf.tidy(() => { model.llm.forward(model.llm.embed(chunk), { cache, hooks, logits: 'none' }); });
+      pass(L + c, chunk.length, () => tf.tidy(() => { model.llm.forward(model.llm.embed(chunk), { cache, hooks, logits: 'none' }); }));
     }
   } finally {
     cache.dispose();
