@@ -286,7 +286,8 @@ function journeyView(d) {
   const holder = h('div', { class: 'scroll-x' });
   const statusOf = new Map((d.divergence?.results ?? []).map((r) => [r.key, r]));
   function draw() {
-    const st = d.stats.filter((x) => state.which === 'all' || !(SUB.test(x.key) || (x.key.startsWith('resampler.') && x.key !== 'resampler.attn.weights')));
+    // "outputs": what each block, layer or stage hands on (no norms, attention or MLP branches, no attention weights)
+    const st = d.stats.filter((x) => state.which === 'all' || !(SUB.test(x.key) || x.key.startsWith('resampler.')));
     const n = st.length, W = Math.max(900, 26 + n * 14), L = 62, R = 20, ph = 120, gap = 26, T = 22;
     const panels = [['mean', (x) => x.mean, false, 's-mean', 'd-mean'], ['std', (x) => x.std, true, 's-std', 'd-std'],
       ['max |x|', (x) => x.absMax, true, 's-absmax', 'd-absmax']];
