@@ -9,8 +9,12 @@
 //   pass 2  the logit lens: prompt + generated tokens through the decoder with a KV cache, 64 positions at a
 //           time; each decoder layer's hidden state (and inputs_embeds) at the last prompt positions and at
 //           every generated token goes through the model's own head (final RMSNorm, / logit divisor, lm_head;
-//           all rows of a pass together, 256 at a time) and only its top-5 (ids, probabilities) and the probability of the token that actually came next
-//           are kept. At the last layer this is the model's own distribution (test/inspect.test.ts).
+//           all rows of a pass together, 256 at a time); only the top-5 (ids, probabilities) and the probability
+//           of the token that actually came next are kept. At the last layer this is the model's own
+//           distribution (test/inspect.test.ts).
+//
+// The prompt pass holds the prompt's logits [1, L, vocab] while it runs (the `logits` hook, as `trace`): 39 MB
+// at full size for an 80-token prompt.
 import pngjs from 'pngjs';
 import * as tf from '../tfjs.ts';
 import type { RgbImage } from '../image/types.ts';
