@@ -93,7 +93,7 @@ export const command: Command = {
     const img = loadImage(image);
     const tokenizer = loadTokenizer(dir);
     await startBackend(io, str(p, 'backend'), bool(p, 'json'));
-    const { model, ms: loadMs } = loadWithProgress(io, dir);
+    const { model, ms: loadMs } = await loadWithProgress(io, dir);
     const session = new ChatSession(model, tokenizer, img);
     const json = bool(p, 'json');
     const streams = !json && opts.mode !== 'beam';
