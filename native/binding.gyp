@@ -3,7 +3,8 @@
 # during `npm install`, only where tfjs-node's binding is present.
 {
   'variables': {
-    'tfjs_node_dir%': '<(module_root_dir)/../node_modules/@tensorflow/tfjs-node',
+    # Where npm put tfjs-node: beside this package, or hoisted into the project that installed it.
+    'tfjs_node_dir%': '<!(node -p "require(\'path\').dirname(require.resolve(\'@tensorflow/tfjs-node/package.json\'))")',
   },
   'targets': [{
     'target_name': 'minicpmv_ops',

@@ -2,7 +2,7 @@
 // derived number computed here once. Sources: `configuration_minicpm.py` (MiniCPMConfig / MiniCPMVConfig
 // defaults), `modeling_minicpmv.py` (vision tower, resampler construction), timm v0.9.10
 // `vision_transformer.py` (so400m sizes); all in TobyYang7/Vision `MiniCPM-V/` @ 654184f, see SPEC §1-§4.
-import fs from 'node:fs';
+import { UserError } from './errors.ts';
 
 export interface VisionConfig {
   embedDim: number;
@@ -54,9 +54,7 @@ export interface MiniCPMVConfig {
   raw: Record<string, unknown>;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export class ConfigError extends UserError {}
 
 /** timm encoders the v1 code can name. so400m: timm v0.9.10 `vit_so400m_patch14_siglip_384`
  * (embed 1152, depth 27, 16 heads, mlp_ratio 3.7362 -> int(1152*3.7362) = 4304, img_size 384). */
@@ -205,22 +203,6 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
   const resampler: ResamplerConfig = { numQueries, gridSize, embedDim: hidden, numHeads: rHeads, kvDim: embedDim, eps: 1e-6 };
 
   return { vision, resampler, llm, dropVisionLastLayer, raw };
-}
-
-export function loadConfig(path: string): MiniCPMVConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`${path}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  return parseConfig(json, path);
 }
 
 export interface ExpectedTensor { key: string; shape: number[]; role: 'vision' | 'resampler' | 'llm' }

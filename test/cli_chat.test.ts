@@ -1,24 +1,20 @@
 // The `minicpmv` command on the bundled tiny model, as a user runs it.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
+import { cli } from './helpers/cli.ts';
 import { repoRoot } from './helpers/paths.ts';
 
-const bin = path.join(repoRoot, 'bin', 'minicpmv.js');
 const img = path.join(repoRoot, 'examples', 'red_ball.png');
-const tok = MiniCPMTokenizer.fromFile(path.join(repoRoot, 'weights', 'tiny', 'tokenizer.model'));
+const tok = loadTokenizerFile(path.join(repoRoot, 'weights', 'tiny', 'tokenizer.model'));
 
-function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input, env: { ...process.env, MINICPMV_BACKEND: 'cpu' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[], input?: string) => cli(args, { input });
 
 describe('minicpmv chat on the bundled model', () => {
   it('--json prints {answer, tokens, timings}; tokens are the raw ids, answer their clean-up', () => {
-    const r = cli(['chat', '--image', img, '--prompt', 'What is in the image?', '--decode', 'greedy', '--max-new-tokens', '6', '--json']);
+    const r = run(['chat', '--image', img, '--prompt', 'What is in the image?', '--decode', 'greedy', '--max-new-tokens', '6', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.tokens).toHaveLength(6);
@@ -28,7 +24,7 @@ describe('minicpmv chat on the bundled model', () => {
   });
 
   it('says it is the random tiny model and how to use the real weights', () => {
-    const r = cli(['chat', '--image', img, '--prompt', 'Hi', '--max-new-tokens', '2']);
+    const r = run(['chat', '--image', img, '--prompt', 'Hi', '--max-new-tokens', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/bundled tiny model with RANDOM weights/);
     expect(r.stderr).toMatch(/openbmb\/MiniCPM-V.*--model/);
@@ -38,12 +34,12 @@ describe('minicpmv chat on the bundled model', () => {
 
   it('greedy output streams the same text the JSON answer holds', () => {
     const args = ['chat', '--image', img, '--prompt', 'Describe it.', '--decode', 'greedy', '--max-new-tokens', '8'];
-    const streamed = cli(args), json = cli([...args, '--json']);
+    const streamed = cli(args), json = run([...args, '--json']);
     expect(streamed.stdout.trim()).toBe(JSON.parse(json.stdout).answer);
   });
 
   it('interactive: one question per line, the image encoded once, history kept', () => {
-    const r = cli(['chat', '--image', img, '-i', '--decode', 'greedy', '--max-new-tokens', '4'], 'First question?\nSecond one?\n');
+    const r = run(['chat', '--image', img, '-i', '--decode', 'greedy', '--max-new-tokens', '4'], 'First question?\nSecond one?\n');
     expect(r.code, r.stderr).toBe(0);
     const summaries = r.stderr.split('\n').filter((l) => l.startsWith('['));
     expect(summaries).toHaveLength(2);
@@ -61,20 +57,20 @@ describe('minicpmv chat on the bundled model', () => {
 
 describe('minicpmv tokenize and info', () => {
   it('--text / --ids round trip and --file jsonl', () => {
-    const enc = cli(['tokenize', '--text', '<用户>hello world<AI>', '--json']);
+    const enc = run(['tokenize', '--text', '<用户>hello world<AI>', '--json']);
     const { ids, pieces } = JSON.parse(enc.stdout);
     expect(ids).toEqual(tok.encode('<用户>hello world<AI>'));
     expect(pieces[0]).toBe('<s>');
-    const dec = cli(['tokenize', '--ids', ids.slice(1).join(',')]);
+    const dec = run(['tokenize', '--ids', ids.slice(1).join(',')]);
     expect(dec.stdout.trim()).toBe('<用户>hello world<AI>');
     const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tok-')), 'in.jsonl');
     fs.writeFileSync(f, '"a b"\n"<image>x"\n');
-    const lines = cli(['tokenize', '--file', f]).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = run(['tokenize', '--file', f]).stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toEqual([tok.encode('a b'), tok.encode('<image>x')]);
   });
 
   it('info reports sizes, parameter counts and the backend', () => {
-    const r = cli(['info', '--json']);
+    const r = run(['info', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.backend).toBe('cpu');

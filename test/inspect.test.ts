@@ -24,12 +24,14 @@ import { buildPrompt, encodePrompt } from '../src/model/chat.ts';
 import { hookNames } from '../src/model/hooks.ts';
 import { loadModel, loadTokenizer } from '../src/model/load.ts';
 import type { MiniCPMV } from '../src/model/minicpmv.ts';
-import { tensorStats } from '../src/model/trace.ts';
+import { tensorStats } from '../src/parity/trace.ts';
 import { toleranceFor } from '../src/parity/tolerances.ts';
 import type { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { expectClose } from './helpers/expect_close.ts';
 import { repoRoot } from './helpers/paths.ts';
+import { recordActivations } from './helpers/activations.ts';
 
 const W = path.join(repoRoot, 'weights', 'tiny');
 const IMAGE = path.join(repoRoot, 'examples', 'red_ball.png');
@@ -74,7 +76,7 @@ afterAll(() => model?.dispose());
 describe('hook shapes', () => {
   it('hookShapes gives every hook the shape a run records', () => {
     const ids = encodePrompt(tok, buildPrompt(msgs, 64));
-    const cache = model.runWithCache({ pixelValues: preprocess(image), inputIds: ids.ids, imageBounds: ids.bounds });
+    const cache = recordActivations(model, { pixelValues: preprocess(image), inputIds: ids.ids, imageBounds: ids.bounds });
     const shapes = hookShapes(model.cfg, ids.ids.length);
     expect([...cache.keys()]).toEqual(hookNames(model.cfg));
     for (const [k, v] of cache) expect([k, v.shape]).toEqual([k, shapes.get(k)]);
@@ -86,7 +88,7 @@ describe.each(nativeAvailable().ok ? ['tensorflow', 'cpu'] : ['cpu'])('resampler
     await initBackend(backend);
     try {
       const p = encodePrompt(tok, buildPrompt(msgs, 64));
-      const c = model.runWithCache({ pixelValues: preprocess(image), inputIds: p.ids, imageBounds: p.bounds, select: (k) => k.startsWith('resampler') });
+      const c = recordActivations(model, { pixelValues: preprocess(image), inputIds: p.ids, imageBounds: p.bounds}, (k) => k.startsWith('resampler') );
       const P = c.get('resampler.attn.weights')!, kv = c.get('resampler.ln_kv')!;
       const [, H, Q, N] = P.shape, D = model.cfg.resampler.embedDim, d = D / H;
       expect([H, Q, N]).toEqual([model.cfg.resampler.numHeads, 64, 1024]);
@@ -178,7 +180,7 @@ describe('collectInspection', () => {
     expect(d.hooks).toEqual(hookNames(model.cfg));
     expect(d.stats.map((s) => s.key)).toEqual(hookNames(model.cfg).filter((k) => k !== 'input_ids'));
     const p = encodePrompt(tok, buildPrompt(msgs, 64));
-    const c = model.runWithCache({ pixelValues: preprocess(image), inputIds: p.ids, imageBounds: p.bounds, select: (k) => ['vpm.norm', 'llm.model.layers.1.mlp', 'logits'].includes(k) });
+    const c = recordActivations(model, { pixelValues: preprocess(image), inputIds: p.ids, imageBounds: p.bounds}, (k) => ['vpm.norm', 'llm.model.layers.1.mlp', 'logits'].includes(k) );
     for (const [k, v] of c) {
       const want = tensorStats(v.data), got = d.stats.find((s) => s.key === k)!;
       expect(got.shape).toEqual(v.shape);

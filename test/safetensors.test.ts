@@ -4,9 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  SafetensorsError, SafetensorsFile, SafetensorsWriter, writeSafetensors, type TensorToWrite,
-} from '../src/weights/safetensors.ts';
+import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
+import { SafetensorsWriter, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { bf16ToF32Value, f16ToF32Table, f32ToBf16Value, f32ToF16Value } from '../src/weights/dtype.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { mergeSegmentSlow, SentencePieceBpe } from '../src/tokenizer/bpe.ts';
 import { PieceType, parseSentencePieceModel, type SentencePieceModel } from '../src/tokenizer/sentencepiece_model.ts';
 import { MiniCPMTokenizer, TokenizerError } from '../src/tokenizer/tokenizer.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
 import { fixturesDir, goldenDir, hasShared, referenceDir } from './helpers/paths.ts';
 
 const FIX = path.join(fixturesDir, 'tokenizer');
@@ -155,8 +156,8 @@ describe.skipIf(!hasShared('reference', 'tokenizer.model'))('real MiniCPM-V toke
     for (const cut of [bytes.length >> 1, 1000, bytes.length - 3]) {
       const p = path.join(dir, `cut${cut}.model`);
       fs.writeFileSync(p, bytes.subarray(0, cut));
-      expect(() => MiniCPMTokenizer.fromFile(p)).toThrow(TokenizerError);
-      expect(() => MiniCPMTokenizer.fromFile(p)).toThrow(p);
+      expect(() => loadTokenizerFile(p)).toThrow(TokenizerError);
+      expect(() => loadTokenizerFile(p)).toThrow(p);
     }
     fs.rmSync(dir, { recursive: true });
   });
@@ -167,7 +168,7 @@ describe('tiny BPE models trained by reference/tokenizer_corpus.py (no shared da
   const models: TinyModel[] = readJson(path.join(FIX, 'tiny_models.json')).models;
   it.each(models.map((m) => m.model))('%s: ids and 4.36 decodes match sentencepiece', (name: string) => {
     const m = models.find((x) => x.model === name)!;
-    const tok = MiniCPMTokenizer.fromFile(path.join(FIX, name));
+    const tok = loadTokenizerFile(path.join(FIX, name));
     expect([tok.unkId, tok.bosId, tok.eosId, tok.pieceToId('<image>'), tok.pieceToId('</quad>')]).toEqual([0, 1, 2, 5, 12]);
     expectAllEncoded(tok, m.lines, name);
     expectAllDecoded(tok, m.lines.map((l) => ({ ids: l.ids, decoded: l.decoded! })), name);
@@ -219,7 +220,7 @@ describe('bad input gives a TokenizerError with a clear message', () => {
   };
   const expectFileError = (p: string, msg: RegExp) => {
     let err: unknown;
-    try { MiniCPMTokenizer.fromFile(p); } catch (e) { err = e; }
+    try { loadTokenizerFile(p); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(TokenizerError);
     expect((err as Error).message).toContain(p);
     expect((err as Error).message).toMatch(msg);
@@ -289,7 +290,7 @@ describe('bad input gives a TokenizerError with a clear message', () => {
   });
 
   it('bad ids and bad text', () => {
-    const tok = MiniCPMTokenizer.fromFile(path.join(FIX, 'tiny_identity.model'));
+    const tok = loadTokenizerFile(path.join(FIX, 'tiny_identity.model'));
     expect(() => tok.decode([1, 700])).toThrow(/token id 700 is outside the vocabulary \[0, 700\)/);
     expect(() => tok.decode([-1])).toThrow(TokenizerError);
     expect(() => tok.decode([1.5])).toThrow(TokenizerError);

@@ -12,11 +12,12 @@ import fs from 'node:fs';
 import * as tf from '../tfjs.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import { loadNativeOps, type NativeOps } from './native_ops.ts';
+import { UserError } from '../errors.ts';
 
 export const BACKENDS = ['tensorflow', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-export class BackendError extends Error {}
+export class BackendError extends UserError {}
 
 export interface BackendAttempt {
   name: BackendName;

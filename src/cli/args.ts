@@ -1,8 +1,9 @@
 // A small, strict flag parser: every command declares its flags; anything
 // else (unknown flags, missing values, malformed numbers) is a UsageError,
 // which the CLI prints as one line and exits with code 2.
+import { UserError } from '../errors.ts';
 
-export class UsageError extends Error {}
+export class UsageError extends UserError {}
 
 export type FlagType = 'string' | 'number' | 'int' | 'boolean' | 'list';
 

@@ -1,5 +1,6 @@
 // What every subcommand of `minicpmv` provides.
 import type { FlagSpecs } from './args.ts';
+import { UserError } from '../errors.ts';
 
 export interface CommandIO {
   out: (s: string) => void;
@@ -21,4 +22,4 @@ export interface Command {
 }
 
 /** An error caused by the user's input: printed as one line, exit code 2. */
-export class InputError extends Error {}
+export class InputError extends UserError {}

@@ -1,12 +1,13 @@
 // Pieces shared by the commands: the --model and --backend flags, loading
-// with progress, reading --msgs files.
+// with progress, reading --msgs files. TensorFlow is imported only when a
+// command starts a backend, so commands that need none start fast.
 import fs from 'node:fs';
 import type { FlagSpecs } from './args.ts';
 import { InputError, type CommandIO } from './command.ts';
 import { progress } from './progress.ts';
-import { describeBackend, initBackend, type BackendReport } from '../backend/index.ts';
-import { BUNDLED_MODEL_DIR, isBundledModel, loadModel, type LoadModelOptions } from '../model/load.ts';
-import type { MiniCPMV } from '../model/minicpmv.ts';
+import type { BackendReport } from '../backend/index.ts';
+import { BUNDLED_MODEL_DIR, isBundledModel } from '../model/model_dir.ts';
+import type { LoadOptions, MiniCPMV } from '../model/minicpmv.ts';
 import type { ChatMessage } from '../model/chat.ts';
 
 export const MODEL_FLAG: FlagSpecs = {
@@ -26,12 +27,14 @@ export const BUNDLED_NOTE =
   '(or run `minicpmv convert <dir> <out>` first).';
 
 export async function startBackend(io: CommandIO, name: string | undefined, quiet = false): Promise<BackendReport> {
+  const { describeBackend, initBackend } = await import('../backend/index.ts');
   const r = await initBackend(name);
   if (!quiet) io.err(describeBackend(r));
   return r;
 }
 
-export function loadWithProgress(io: CommandIO, dir: string, opts: LoadModelOptions = {}): { model: MiniCPMV; ms: number } {
+export async function loadWithProgress(io: CommandIO, dir: string, opts: LoadOptions = {}): Promise<{ model: MiniCPMV; ms: number }> {
+  const { loadModel } = await import('../model/load.ts');
   const t0 = performance.now();
   if (isBundledModel(dir)) io.err(BUNDLED_NOTE);
   const bar = progress(io, 'loading weights');

@@ -1,6 +1,7 @@
 // `minicpmv`: the command-line front end. Subcommands live in ./commands/ and
 // are imported only when used, so `--help` stays fast.
-import { UsageError, formatFlags } from './args.ts';
+import { UserError } from '../errors.ts';
+import { formatFlags } from './args.ts';
 import type { Command, CommandIO } from './command.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -13,22 +14,6 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   compare: { summary: 'compare two activation files key by key', load: async () => (await import('./commands/compare.ts')).command },
   inspect: { summary: 'see inside the model in a browser: attention, logit lens, activations, decoding, divergence', load: async () => (await import('./commands/inspect.ts')).command },
 };
-
-// Errors that describe a problem with the user's input: one line, exit code 2.
-const INPUT_ERRORS = new Set([
-  'UsageError', 'InputError', 'SafetensorsError', 'CheckpointError', 'ConfigError', 'LoaderError', 'ImageError',
-  'TokenizerError', 'BackendError', 'PromptError', 'GenerationError', 'CompareError', 'HookError', 'ConvertError',
-  'WeightsError', 'ParamError', 'GlobError', 'ModelDirError', 'ModelLoadError', 'PortError',
-]);
-
-export function isInputError(e: unknown): e is Error {
-  if (!(e instanceof Error)) return false;
-  if (INPUT_ERRORS.has(e.name)) return true;
-  for (let p = Object.getPrototypeOf(e); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
-    if (INPUT_ERRORS.has(p.constructor.name)) return true;
-  }
-  return false;
-}
 
 function topHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length)) + 2;
@@ -80,15 +65,12 @@ export async function main(argv: string[], io: CommandIO = defaultIO): Promise<n
     }
     return await cmd.run(rest, io);
   } catch (e) {
-    if (isInputError(e)) {
-      io.err(`minicpmv ${name}: ${(e as Error).message}`);
-      return 2;
-    }
-    if (e instanceof UsageError) {
+    if (e instanceof UserError) {
       io.err(`minicpmv ${name}: ${e.message}`);
+      if (e.details.length && rest.includes('--verbose')) for (const d of e.details) io.err(`  - ${d}`);
       return 2;
     }
-    io.err(`minicpmv ${name}: internal error: ${(e as Error)?.message ?? String(e)}`);
+    io.err(`minicpmv ${name}: internal error: ${(e as Error)?.message?.split('\n')[0] ?? String(e)}`);
     if (process.env.MINICPMV_DEBUG) io.err(String((e as Error)?.stack));
     else io.err('(set MINICPMV_DEBUG=1 for the stack trace; please report it)');
     return 3;

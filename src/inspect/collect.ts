@@ -26,7 +26,7 @@ import { buildPrompt, encodePrompt, type ChatMessage, type DecodeMode } from '..
 import { beamSearch, greedy, logSoftmax, newStats, sample, topK, type StepReport } from '../model/generate.ts';
 import { hookNames, Hooks } from '../model/hooks.ts';
 import type { MiniCPMV } from '../model/minicpmv.ts';
-import { tensorStats } from '../model/trace.ts';
+import { tensorStats } from '../parity/trace.ts';
 import type { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
 import type { DivergenceReport, DumpComparer } from './divergence.ts';
 
@@ -234,7 +234,7 @@ export function collectInspection(model: MiniCPMV, tok: MiniCPMTokenizer, o: Ins
   let t0 = performance.now();
   const embeds = tf.tidy(() => {
     const e = model.promptEmbeds({ pixelValues: pixels, inputIds: prompt.ids, imageBounds: prompt.bounds }, hooks);
-    model.decode(e, { hooks, logits: 'all' });
+    model.llm.forward(e, { hooks, logits: 'all' });
     return e;
   });
   timings.promptPassMs = performance.now() - t0;

@@ -5,9 +5,9 @@
 // the prompt length.
 import fs from 'node:fs';
 import type { MiniCPMVConfig } from '../config.ts';
-import { CompareError, compareTensors, POLICY, type KeyResult } from '../parity/compare.ts';
+import { CompareError, compareTensors, type KeyResult } from '../parity/compare.ts';
 import { compareModelOrder, modelOrder } from '../parity/globs.ts';
-import { isIntegerKeyName, toleranceFor } from '../parity/tolerances.ts';
+import { isIntegerKeyName, POLICY, toleranceFor } from '../parity/tolerances.ts';
 import { SafetensorsError, SafetensorsFile, type STDtype } from '../weights/safetensors.ts';
 import { hookShapes, isSequenceKey } from './shapes.ts';
 

@@ -2,12 +2,11 @@
 // before the model runs (a port in use fails at once) and answers 503 until the data is ready.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { UserError } from '../errors.ts';
 import { pageAssets, servedPage, type PageAssets } from './page.ts';
 
 /** The port cannot be used: one line for the user, exit code 2. */
-export class PortError extends Error {
-  override name = 'PortError';
-}
+export class PortError extends UserError {}
 
 export interface InspectServer {
   url: string;

@@ -8,10 +8,9 @@ import { preprocess } from '../image/preprocess.ts';
 import type { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
 import { beamSearch, greedy, newStats, sample, type GenerationStats } from './generate.ts';
 import type { ImageBound, MiniCPMV } from './minicpmv.ts';
+import { UserError } from '../errors.ts';
 
-export class PromptError extends Error {
-  override name = 'PromptError';
-}
+export class PromptError extends UserError {}
 
 export type Role = 'user' | 'assistant';
 export interface ChatMessage {
@@ -125,6 +124,8 @@ export interface ChatReply {
   context: ChatMessage[];
   prompt: EncodedPrompt;
   timings: ChatTimings;
+  /** Things the caller should know about this answer (e.g. positions past the trained context). */
+  warnings: string[];
 }
 
 export interface AskOptions extends Partial<DecodeOptions> {
@@ -184,11 +185,17 @@ export class ChatSession {
       embeds.dispose();
     }
     const answer = cleanOutput(this.tokenizer, tokens);
+    const warnings: string[] = [];
+    const positions = prompt.ids.length + tokens.length, trained = this.model.cfg.llm.maxPositions;
+    if (positions > trained) {
+      warnings.push(`the conversation reached ${positions} positions, past max_position_embeddings ${trained}: the rotary ` +
+        'table extends as the original rebuilds it, but the model was not trained that far');
+    }
     const context = [...msgs, { role: 'assistant' as const, content: answer }];
     if (keepHistory) this.history.splice(0, this.history.length, ...context);
     const rate = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
     return {
-      answer, tokens, context, prompt,
+      answer, tokens, context, prompt, warnings,
       timings: {
         imageEncodeMs: firstEncode ? this.imageEncodeMs : 0,
         prefillMs: stats.prefillMs, prefillTokens: stats.prefillTokens, prefillTokPerS: rate(stats.prefillTokens, stats.prefillMs),

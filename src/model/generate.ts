@@ -6,10 +6,9 @@
 import * as tf from '../tfjs.ts';
 import type { MiniCPMLlm } from './minicpm_llm.ts';
 import { mulberry32 } from './rng.ts';
+import { UserError } from '../errors.ts';
 
-export class GenerationError extends Error {
-  override name = 'GenerationError';
-}
+export class GenerationError extends UserError {}
 
 export interface CommonOptions {
   maxNewTokens: number;
@@ -71,16 +70,39 @@ export interface GreedyOptions extends CommonOptions {
   repetitionPenalty?: number;
 }
 
-export function checkCommon(o: CommonOptions): void {
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens <= 0) {
-    throw new GenerationError(`max_new_tokens must be a positive integer, got ${o.maxNewTokens}`);
-  }
-}
+/** Most beams and new tokens accepted: each beam holds a KV cache, and a loop must end. */
+export const MAX_BEAMS = 32;
+export const MAX_NEW_TOKENS = 1 << 20;
 
-export function checkSampling(o: SampleOptions): void {
-  if (!(o.temperature > 0)) throw new GenerationError(`temperature must be > 0 when sampling, got ${o.temperature}`);
-  if (!(o.topP > 0 && o.topP <= 1)) throw new GenerationError(`top_p must be in (0, 1], got ${o.topP}`);
-  if (!Number.isInteger(o.topK) || o.topK < 0) throw new GenerationError(`top_k must be a non-negative integer, got ${o.topK}`);
+/** The decoding options that have a valid range, under the names the original (HF) gives them. */
+export interface DecodeRanges {
+  maxNewTokens?: number;
+  numBeams?: number;
+  repetitionPenalty?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+}
+const HF_NAMES: Record<keyof DecodeRanges, string> = {
+  maxNewTokens: 'max_new_tokens', numBeams: 'num_beams', repetitionPenalty: 'repetition_penalty',
+  temperature: 'temperature', topP: 'top_p', topK: 'top_k',
+};
+
+/**
+ * The one check of decoding options (the loops below call it; the CLI calls it before loading weights,
+ * with its flag names). Absent options are not checked.
+ */
+export function checkDecodeOptions(o: DecodeRanges, name: (option: keyof DecodeRanges) => string = (k) => HF_NAMES[k]): void {
+  const rule = (k: keyof DecodeRanges, ok: (v: number) => boolean, what: string) => {
+    const v = o[k];
+    if (v !== undefined && !ok(v)) throw new GenerationError(`${name(k)} must be ${what}, got ${v}`);
+  };
+  rule('maxNewTokens', (v) => Number.isInteger(v) && v > 0 && v <= MAX_NEW_TOKENS, `an integer in 1..${MAX_NEW_TOKENS}`);
+  rule('numBeams', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_BEAMS, `an integer in 1..${MAX_BEAMS}`);
+  rule('repetitionPenalty', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  rule('temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  rule('topP', (v) => v > 0 && v <= 1, 'in (0, 1]');
+  rule('topK', (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
 }
 
 /** HF RepetitionPenaltyLogitsProcessor on one row, in place: each distinct seen id once. */
@@ -184,7 +206,7 @@ function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { r
 
 /** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
 export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
-  checkCommon(o);
+  checkDecodeOptions(o);
   return decodeLoop(llm, embeds, o, argmax);
 }
 
@@ -229,8 +251,7 @@ export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () =
 
 /** Sampling (the original's `sampling=True`): reproducible for a given seed. */
 export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): number[] {
-  checkCommon(o);
-  checkSampling(o);
+  checkDecodeOptions(o);
   const rand = mulberry32(o.seed);
   return decodeLoop(llm, embeds, o, (row) => sampleFromLogits(row, o, rand));
 }
@@ -245,10 +266,8 @@ interface Hypothesis {
  * length_penalty 1, early_stopping False); SPEC section 6.1 step by step.
  */
 export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): number[] {
-  checkCommon(o);
+  checkDecodeOptions(o);
   const nb = o.numBeams;
-  if (!Number.isInteger(nb) || nb < 1) throw new GenerationError(`num_beams must be a positive integer, got ${nb}`);
-  if (!(o.repetitionPenalty > 0)) throw new GenerationError(`repetition_penalty must be > 0, got ${o.repetitionPenalty}`);
   const lp = o.lengthPenalty ?? 1;
   const { cache: single, row: first } = prefill(llm, embeds, o.stats);
   const V = first.length;

@@ -1,10 +1,11 @@
 // `minicpmv chat`: one question (or a conversation) about one image.
 import readline from 'node:readline';
 import { bool, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
-import { InputError, type Command, type CommandIO } from '../command.ts';
+import type { Command, CommandIO } from '../command.ts';
 import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
 import { loadImage } from '../../image/decode.ts';
-import { buildPrompt, ChatSession, ORIGINAL_DEFAULTS, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { buildPrompt, ChatSession, ORIGINAL_DEFAULTS, PromptError, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { checkDecodeOptions, type DecodeRanges } from '../../model/generate.ts';
 import { isBundledModel, loadModelConfig, loadTokenizer } from '../../model/load.ts';
 
 /** The bundled random model would run to 2048 tokens without meeting EOS; keep its demo short. */
@@ -28,6 +29,12 @@ const flags: FlagSpecs = {
   ...BACKEND_FLAG,
 };
 
+/** The flag behind each decoding option, for messages. */
+const FLAG_OF: Record<keyof DecodeRanges, string> = {
+  maxNewTokens: 'max-new-tokens', numBeams: 'beams', repetitionPenalty: 'repetition-penalty',
+  temperature: 'temperature', topP: 'top-p', topK: 'top-k',
+};
+
 export function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {
   const mode = str(p, 'decode') as DecodeMode;
   const sampling = ['temperature', 'top-p', 'top-k', 'seed'].filter((k) => p.flags[k] !== undefined);
@@ -39,12 +46,7 @@ export function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean)
     numBeams: num(p, 'beams'), repetitionPenalty: num(p, 'repetition-penalty'),
     temperature: num(p, 'temperature'), topP: num(p, 'top-p'), topK: num(p, 'top-k'), seed: num(p, 'seed'),
   };
-  if (o.maxNewTokens! <= 0) throw new UsageError(`--max-new-tokens must be positive, got ${o.maxNewTokens}`);
-  if (o.numBeams !== undefined && o.numBeams < 1) throw new UsageError(`--beams must be at least 1, got ${o.numBeams}`);
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new UsageError(`--repetition-penalty must be > 0, got ${o.repetitionPenalty}`);
-  if (o.temperature !== undefined && !(o.temperature > 0)) throw new UsageError(`--temperature must be > 0, got ${o.temperature}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${o.topP}`);
-  if (o.topK !== undefined && o.topK < 0) throw new UsageError(`--top-k must be >= 0, got ${o.topK}`);
+  checkDecodeOptions(o, (k) => `--${FLAG_OF[k]}`);
   return o;
 }
 
@@ -58,6 +60,7 @@ function summary(io: CommandIO, r: ChatReply, loadMs: number): void {
     `peak RSS ${peakRssMiB().toFixed(0)} MiB`,
   ].filter(Boolean);
   io.err(`[${parts.join(' | ')}]`);
+  for (const w of r.warnings) io.err(`warning: ${w}`);
   if (r.prompt.truncated) io.err(`note: the prompt had ${r.prompt.fullLength} tokens and was cut to the first 2048, as the original does`);
 }
 
@@ -68,7 +71,7 @@ export const command: Command = {
   flags,
   details: [
     'examples:',
-    '  minicpmv chat --image examples/cat.png --prompt "What is in the image?"',
+    '  minicpmv chat --image examples/red_ball.png --prompt "What is in the image?"',
     '  minicpmv chat --model ~/MiniCPM-V --image photo.jpg --prompt "Describe it." --decode greedy',
     '  minicpmv chat --image photo.jpg -i          # interactive: one question per line',
   ].join('\n'),
@@ -90,7 +93,7 @@ export const command: Command = {
     const img = loadImage(image);
     const tokenizer = loadTokenizer(dir);
     await startBackend(io, str(p, 'backend'), bool(p, 'json'));
-    const { model, ms: loadMs } = loadWithProgress(io, dir);
+    const { model, ms: loadMs } = await loadWithProgress(io, dir);
     const session = new ChatSession(model, tokenizer, img);
     const json = bool(p, 'json');
     const streams = !json && opts.mode !== 'beam';
@@ -111,7 +114,7 @@ export const command: Command = {
         try {
           summary(io, ask([...session.history, { role: 'user', content: line }]), 0);
         } catch (e) {
-          if (e instanceof Error && e.name === 'PromptError') io.err(`minicpmv chat: ${e.message}`);
+          if (e instanceof PromptError) io.err(`minicpmv chat: ${e.message}`);
           else throw e;
         }
       }
@@ -123,4 +126,3 @@ export const command: Command = {
   },
 };
 
-export { InputError };

@@ -97,7 +97,7 @@ export const command: Command = {
     try {
       if (out === undefined) server = await startServer(port); // a port in use fails here, before the model runs
       const backend = await startBackend(io, str(p, 'backend'));
-      const { model } = loadWithProgress(io, dir);
+      const { model } = await loadWithProgress(io, dir);
       const t0 = performance.now();
       let data;
       try {

@@ -2,7 +2,7 @@
 import { bool, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { MODEL_FLAG, modelDir, readFileText } from '../common.ts';
-import { loadTokenizer } from '../../model/load.ts';
+import { loadTokenizer } from '../../model/model_dir.ts';
 
 const flags: FlagSpecs = {
   ...MODEL_FLAG,

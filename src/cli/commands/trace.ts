@@ -11,9 +11,9 @@ import { loadImage } from '../../image/decode.ts';
 import { preprocess } from '../../image/preprocess.ts';
 import { buildPrompt, encodePrompt, type ChatMessage } from '../../model/chat.ts';
 import { greedy } from '../../model/generate.ts';
-import { hookNames, Hooks } from '../../model/hooks.ts';
+import { hookNames, hookSummary, Hooks } from '../../model/hooks.ts';
 import { loadModelConfig, loadTokenizer } from '../../model/load.ts';
-import { ActivationRecorder } from '../../model/trace.ts';
+import { ActivationRecorder } from '../../parity/trace.ts';
 import { compileGlobs, matchKey } from '../../parity/globs.ts';
 import { SafetensorsFile } from '../../weights/safetensors.ts';
 
@@ -59,9 +59,7 @@ export const command: Command = {
   summary: 'record activations by PyTorch module name',
   usage: '--image FILE (--prompt TEXT | --msgs FILE.json) --out FILE.safetensors [--hooks GLOBS] [--new-tokens N] [--patch KEY=FILE]',
   flags,
-  details: 'hook names: pixel_values, vpm.patch_embed, vpm.pos_embed_resampled, vpm.blocks.{i}[.norm1|.attn|.norm2|.mlp], vpm.norm,\n' +
-    'resampler.{kv_proj,ln_kv,ln_q,attn.weights,attn,ln_post}, resampler, input_ids, inputs_embeds,\n' +
-    'llm.model.layers.{i}[.input_layernorm|.self_attn|.post_attention_layernorm|.mlp], llm.model.norm, logits\n' +
+  details: `hook names: ${hookSummary()}\n` +
     'example: minicpmv trace --image img.png --prompt "What is it?" --hooks "vpm.blocks.*,llm.model.layers.*,logits" --out mine.safetensors',
   async run(argv, io) {
     const p = parseArgs(argv, flags);
@@ -86,7 +84,7 @@ export const command: Command = {
     const pixels = preprocess(loadImage(image), cfg.vision.imageSize);
     await startBackend(io, str(p, 'backend'));
     const patches = readPatches((p.flags.patch as string[] | undefined) ?? [], valid);
-    const { model } = loadWithProgress(io, dir);
+    const { model } = await loadWithProgress(io, dir);
     const recorder = new ActivationRecorder(out);
     const selected = valid.filter(select).length;
     const bar = progress(io, 'tracing');
@@ -98,7 +96,7 @@ export const command: Command = {
     try {
       tf.tidy(() => {
         const embeds = model.promptEmbeds({ pixelValues: pixels, inputIds: encoded.ids, imageBounds: encoded.bounds }, hooks);
-        model.decode(embeds, { hooks, logits: 'all' });
+        model.llm.forward(embeds, { hooks, logits: 'all' });
         if (newTokens > 0) {
           const gen = greedy(model.llm, embeds, { maxNewTokens: newTokens, eosId: tokenizer.eosId });
           recorder.record('greedy.ids', { shape: [gen.length], data: Int32Array.from(gen) });
