@@ -13,5 +13,10 @@
     'cflags_cc': ['-O3', '-fopenmp', '-std=c++17', '-fno-strict-aliasing', '-ffp-contract=off'],
     'ldflags': ['-fopenmp', '-Wl,-rpath,<(tfjs_node_dir)/deps/lib'],
     'libraries': ['-L<(tfjs_node_dir)/deps/lib', '-ltensorflow', '-ltensorflow_framework'],
+  }, {
+    # fd 2 to /dev/null and back around loading libtensorflow (native/quiet.cc); no TensorFlow dependency.
+    'target_name': 'minicpmv_quiet',
+    'sources': ['quiet.cc'],
+    'cflags_cc': ['-O2'],
   }],
 }

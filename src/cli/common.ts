@@ -11,7 +11,7 @@ import type { LoadOptions, MiniCPMV } from '../model/minicpmv.ts';
 import type { ChatMessage } from '../model/chat.ts';
 
 export const MODEL_FLAG: FlagSpecs = {
-  model: { type: 'string', metavar: 'DIR', help: 'checkpoint directory: HF layout or converted (default: the bundled tiny model)' },
+  model: { type: 'string', short: 'm', metavar: 'DIR', help: 'checkpoint directory: HF layout or converted (default: the bundled tiny model)' },
 };
 export const BACKEND_FLAG: FlagSpecs = {
   backend: { type: 'string', metavar: 'NAME', help: 'tensorflow | cpu | auto (default: MINICPMV_BACKEND, else the fastest that loads)' },
@@ -31,6 +31,17 @@ export async function startBackend(io: CommandIO, name: string | undefined, quie
   const r = await initBackend(name);
   if (!quiet) io.err(describeBackend(r));
   return r;
+}
+
+/** The backend as --json outputs report it: which one runs, from which package, and the native ops in use. */
+export function backendJson(r: BackendReport): { name: string; provider: string | null; nativeOps: string[]; fallbackReason: string | null } {
+  const native = r.attempts.find((a) => a.name === 'tensorflow');
+  return {
+    name: r.name,
+    provider: r.name === 'tensorflow' ? native?.provider ?? null : null,
+    nativeOps: r.name === 'tensorflow' ? native?.nativeOps?.kernels ?? [] : [],
+    fallbackReason: r.name === 'tensorflow' ? null : native?.reason ?? (r.requested === 'cpu' ? 'cpu was requested' : null),
+  };
 }
 
 export async function loadWithProgress(io: CommandIO, dir: string, opts: LoadOptions = {}): Promise<{ model: MiniCPMV; ms: number }> {

@@ -1,5 +1,6 @@
 // `minicpmv`: the command-line front end. Subcommands live in ./commands/ and
 // are imported only when used, so `--help` stays fast.
+import fs from 'node:fs';
 import { UserError } from '../errors.ts';
 import { formatFlags } from './args.ts';
 import type { Command, CommandIO } from './command.ts';
@@ -25,7 +26,8 @@ function topHelp(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}${c.summary}`),
     '',
-    'Run `minicpmv <command> --help` for the flags of a command.',
+    'Run `minicpmv <command> --help` for the flags of a command. Any command takes --verbose (TensorFlow\'s',
+    'log lines, and every detail of an error).',
     'Without --model, chat/info/tokenize/trace/inspect use the bundled tiny random-weight model.',
   ].join('\n');
 }
@@ -38,18 +40,27 @@ export function commandHelp(c: Command): string {
 
 const defaultIO: CommandIO = {
   out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
-  err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+  err: (s, newline = true) => process.stderr.write(!newline || s.endsWith('\n') ? s : `${s}\n`),
   isTTY: Boolean(process.stderr.isTTY),
 };
 
+/** The package version, from package.json (two folders up in src/ and in dist/). */
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export async function main(argv: string[], io: CommandIO = defaultIO): Promise<number> {
-  const [name, ...rest] = argv;
+  // --verbose (any command): TensorFlow's own log lines, and every detail of an error.
+  const verbose = argv.includes('--verbose');
+  if (verbose) process.env.MINICPMV_VERBOSE = '1';
+  const [name, ...rest] = argv.filter((a) => a !== '--verbose');
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(topHelp());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
-    io.out('minicpmv-ts 0.1.0');
+    io.out(`minicpmv-ts ${version()}`);
     return 0;
   }
   const entry = COMMANDS[name];
@@ -67,7 +78,7 @@ export async function main(argv: string[], io: CommandIO = defaultIO): Promise<n
   } catch (e) {
     if (e instanceof UserError) {
       io.err(`minicpmv ${name}: ${e.message}`);
-      if (e.details.length && rest.includes('--verbose')) for (const d of e.details) io.err(`  - ${d}`);
+      if (e.details.length && verbose) for (const d of e.details) io.err(`  - ${d}`);
       return 2;
     }
     io.err(`minicpmv ${name}: internal error: ${(e as Error)?.message?.split('\n')[0] ?? String(e)}`);

@@ -19,6 +19,32 @@ export interface CommonOptions {
   stats?: GenerationStats;
   /** Called after each step's choice with what it was chosen from (for `minicpmv inspect`). */
   onStep?: (s: StepReport) => void;
+  /** When it reports aborted (an AbortSignal, say), generation stops after the current step and returns what it has. */
+  signal?: { readonly aborted: boolean };
+}
+
+/**
+ * A decoding run as a generator: it yields after every decoder step and returns the new ids. The plain
+ * functions (`greedy`, `sample`, `beamSearch`) run it to the end; an async caller can run the event loop
+ * between steps (so Ctrl-C, streaming to a socket or a UI keep working) with `runSteps`.
+ */
+export type DecodeSteps = Generator<void, number[], void>;
+
+/** Runs a decoding run to its end. */
+export function drain(steps: DecodeSteps): number[] {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Runs a decoding run, letting the event loop run between steps. */
+export async function runSteps(steps: DecodeSteps): Promise<number[]> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 /** A beam-search candidate of one step and what became of it. */
@@ -181,10 +207,10 @@ function step(llm: MiniCPMLlm, ids: number[], cache: ReturnType<MiniCPMLlm['newC
 
 /**
  * One token per step from the last logits row (greedy and sampling share it):
- * optional repetition penalty, `pick`, stop on EOS or max_new_tokens.
+ * optional repetition penalty, `pick`, stop on EOS, max_new_tokens or the signal.
  */
-function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { repetitionPenalty?: number },
-  pick: (row: Float32Array) => number): number[] {
+function* decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { repetitionPenalty?: number },
+  pick: (row: Float32Array) => number): DecodeSteps {
   const { cache, row: first } = prefill(llm, embeds, o.stats);
   const out: number[] = [];
   try {
@@ -196,6 +222,8 @@ function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { r
       o.onToken?.(id);
       o.onStep?.({ kind: 'token', step: out.length, scores: row, id });
       if (id === o.eosId || out.length >= o.maxNewTokens) break;
+      yield;
+      if (o.signal?.aborted) break;
       row = step(llm, [id], cache, o.stats);
     }
     return out;
@@ -205,10 +233,12 @@ function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { r
 }
 
 /** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
-export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
+export function greedySteps(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): DecodeSteps {
   checkDecodeOptions(o);
   return decodeLoop(llm, embeds, o, argmax);
 }
+
+export const greedy = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] => drain(greedySteps(llm, embeds, o));
 
 /** HF warpers in order: temperature -> top-k -> top-p; then a seeded multinomial draw. */
 export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () => number): number {
@@ -250,11 +280,13 @@ export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () =
 }
 
 /** Sampling (the original's `sampling=True`): reproducible for a given seed. */
-export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): number[] {
+export function sampleSteps(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): DecodeSteps {
   checkDecodeOptions(o);
   const rand = mulberry32(o.seed);
   return decodeLoop(llm, embeds, o, (row) => sampleFromLogits(row, o, rand));
 }
+
+export const sample = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): number[] => drain(sampleSteps(llm, embeds, o));
 
 interface Hypothesis {
   ids: number[];
@@ -264,9 +296,16 @@ interface Hypothesis {
 /**
  * Beam search as transformers 4.36 runs it for chat() (do_sample False,
  * length_penalty 1, early_stopping False); SPEC section 6.1 step by step.
+ * Stopped by the signal, it ends as at max_new_tokens: the running beams join the finished ones.
  */
-export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): number[] {
+export function beamSearchSteps(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): DecodeSteps {
   checkDecodeOptions(o);
+  return beamLoop(llm, embeds, o);
+}
+
+export const beamSearch = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): number[] => drain(beamSearchSteps(llm, embeds, o));
+
+function* beamLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): DecodeSteps {
   const nb = o.numBeams;
   const lp = o.lengthPenalty ?? 1;
   const { cache: single, row: first } = prefill(llm, embeds, o.stats);
@@ -315,7 +354,8 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
       beams = next.map((n) => [...beams[n.beam], n.token]);
       running = Float32Array.from(next.map((n) => n.score));
       if (done) break;
-      if (curLen >= o.maxNewTokens) {
+      if (curLen < o.maxNewTokens) yield;
+      if (curLen >= o.maxNewTokens || o.signal?.aborted) {
         beams.forEach((ids, b) => offer({ ids, score: running[b] / ids.length ** lp }));
         break;
       }
