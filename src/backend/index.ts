@@ -81,7 +81,10 @@ function loadNative(): BackendAttempt {
       reasons.push(
         /Cannot find module/.test(msg) && msg.includes(pkg)
           ? `${pkg} is not installed (npm install could not build it; see README "Backends")`
-          : `${pkg} failed to load: ${msg}`,
+          : /tfjs_binding\.node/.test(msg)
+            ? `${pkg} is installed but its native binding was not built (install scripts not run or not allowed?): ` +
+              'run `npm rebuild` in the project (README "Install scripts")'
+            : `${pkg} failed to load: ${msg}`,
       );
     }
   }
