@@ -2,7 +2,7 @@
 // offline, with a fresh profile. The served page (the real command, as a user runs it) and the --static
 // file (from file://) must both draw the heat map, change it when a query is clicked, and show in the logit
 // lens's last layer the token greedy decoding picks. A screenshot is saved (INSPECT_SCREENSHOT=FILE to keep
-// one, e.g. for docs/inspect.png). Without Chromium the tests are skipped with the reason printed; with it
+// one, e.g. for docs/inspect.png). Without Chromium the tests are skipped, saying why; with it
 // they run, under CI=true too.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,29 +15,19 @@ import { loadImage } from '../src/image/decode.ts';
 import { ChatSession } from '../src/model/chat.ts';
 import { loadModel, loadTokenizer } from '../src/model/load.ts';
 import { repoRoot } from './helpers/paths.ts';
+import { chromium as chromiumReq, findChromium, named, unmet } from './helpers/requires.ts';
 
 const W = path.join(repoRoot, 'weights', 'tiny');
 const IMAGE = path.join(repoRoot, 'examples', 'red_ball.png');
 const PROMPT = 'What is in the image?';
 const BIN = path.join(repoRoot, 'bin', 'minicpmv.js');
 
-/** The system Chromium: /usr/bin/chromium (what .ci/run installs) or a Chromium-family browser on PATH. */
-function findChromium(): string | undefined {
-  const names = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
-  for (const dir of ['/usr/bin', ...(process.env.PATH ?? '').split(path.delimiter)]) {
-    for (const n of names) {
-      const p = path.join(dir, n);
-      if (dir && fs.existsSync(p)) return p;
-    }
-  }
-  return undefined;
-}
 const chromium = findChromium();
-if (!chromium) console.warn('inspect browser tests skipped: no Chromium (chromium, chromium-browser, google-chrome) in /usr/bin or on PATH');
+const browser = chromiumReq();
 
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
-describe.skipIf(!chromium)('inspect page in headless Chromium', () => {
+describe.skipIf(unmet(browser))(named('inspect page in headless Chromium', browser), () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-inspect-browser-'));
   let greedyToken: number;
   let greedyText: string;

@@ -34,7 +34,7 @@ describe('the package', () => {
     const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/minicpmv.js', 'weights/tiny/model.safetensors',
       'weights/tiny/tokenizer.model', 'native/minicpmv_ops.cc', 'native/quiet.cc', 'native/binding.gyp', 'scripts/build-ops.mjs',
-      'examples/red_ball.png', 'node_modules/minicpmv-native-setup/setup.cjs', 'README.md']) expect(files, f).toContain(f);
+      'examples/red_ball.png', 'node_modules/minicpmv-native-setup/setup.cjs', 'README.md', 'dist/inspect/assets/inspect.js']) expect(files, f).toContain(f);
     expect(files.filter((f) => /^(test|reference|bench)\//.test(f))).toEqual([]);
   });
 

@@ -31,10 +31,10 @@ export function pytorchReference(): Requirement {
   return (torch = requirement(r.status === 0, `reference/.venv cannot import the PyTorch reference (${(r.stderr ?? '').trim().split('\n').pop()})`));
 }
 
-/** A Chromium binary on PATH (Debian's `chromium`; .ci/run installs it), or undefined. */
+/** A Chromium binary in /usr/bin or on PATH (Debian's `chromium`; .ci/run installs it), or undefined. */
 export function findChromium(): string | undefined {
   for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    for (const dir of ['/usr/bin', ...(process.env.PATH ?? '').split(path.delimiter)]) {
       const p = path.join(dir, name);
       if (dir && fs.existsSync(p)) return p;
     }
@@ -43,7 +43,7 @@ export function findChromium(): string | undefined {
 }
 
 export function chromium(): Requirement {
-  return requirement(findChromium() !== undefined, 'no Chromium on PATH (apt-get install chromium; .ci/run does)');
+  return requirement(findChromium() !== undefined, 'no Chromium in /usr/bin or on PATH (apt-get install chromium; .ci/run does)');
 }
 
 /** Under CI (CI=true) only: checks that CI's machine has what the project promises there. */
