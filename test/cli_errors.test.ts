@@ -1,13 +1,12 @@
 // Every user mistake through the real command: exit code 2, one clear line on
 // stderr, no stack trace.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cli } from './helpers/cli.ts';
 import { repoRoot } from './helpers/paths.ts';
 
-const bin = path.join(repoRoot, 'bin', 'minicpmv.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-cli-'));
 const gif = path.join(tmp, 'anim.gif');
 fs.writeFileSync(gif, Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'));
@@ -19,9 +18,9 @@ const badMsgs = path.join(tmp, 'msgs.json');
 fs.writeFileSync(badMsgs, '[{"role": "assistant", "content": "hi"}]');
 const img = path.join(repoRoot, 'examples', 'red_ball.png');
 
-export function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MINICPMV_BACKEND: 'cpu' } });
-  return { code: r.status, stderr: r.stderr.trim(), stdout: r.stdout.trim() };
+function run(...args: string[]) {
+  const r = cli(args);
+  return { code: r.code, stderr: r.stderr.trim(), stdout: r.stdout.trim() };
 }
 
 const CASES: [string, string[], RegExp][] = [
@@ -52,7 +51,7 @@ const CASES: [string, string[], RegExp][] = [
 
 describe('bad input through the real command', () => {
   it.each(CASES)('%s: exit 2 with one line', (_name, args, pattern) => {
-    const r = cli(...args);
+    const r = run(...args);
     expect(r.code, r.stderr).toBe(2);
     const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^backend: /.test(l) && !/^note: using the bundled/.test(l));
     expect(lines.length, r.stderr).toBe(1);
@@ -62,12 +61,12 @@ describe('bad input through the real command', () => {
 
   it('--help on every command exits 0 and lists its flags', () => {
     for (const c of ['chat', 'tokenize', 'info', 'convert', 'random-weights', 'trace', 'compare']) {
-      const r = cli(c, '--help');
+      const r = run(c, '--help');
       expect(r.code, `${c}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`usage: minicpmv ${c}`));
       expect(r.stdout).toMatch(/--/);
     }
-    const top = cli('--help');
+    const top = run('--help');
     expect(top.code).toBe(0);
     expect(top.stdout).toContain('random-weights');
   });

@@ -6,12 +6,15 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, expectedTensors, parseConfig, tinyConfigJson } from '../src/config.ts';
 import { loadConfig } from '../src/config_file.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(repoRoot, '..', 'shared');
-const realConfig = path.join(shared, 'reference', 'config.json');
-const realIndex = path.join(shared, 'reference', 'model.safetensors.index.json');
-const tinyDir = path.join(shared, 'golden', 'tiny-a');
+const sharedDir = path.resolve(repoRoot, '..', 'shared');
+const realConfig = path.join(sharedDir, 'reference', 'config.json');
+const realIndex = path.join(sharedDir, 'reference', 'model.safetensors.index.json');
+const tinyDir = path.join(sharedDir, 'golden', 'tiny-a');
+const real = [shared('reference', 'config.json'), shared('reference', 'model.safetensors.index.json')];
+const goldenTiny = shared('golden', 'tiny-a', 'model.safetensors');
 
 function expectConfigError(fn: () => unknown, ...parts: (string | RegExp)[]): void {
   let err: unknown;
@@ -20,7 +23,7 @@ function expectConfigError(fn: () => unknown, ...parts: (string | RegExp)[]): vo
   for (const p of parts) expect((err as Error).message).toMatch(p);
 }
 
-describe.skipIf(!fs.existsSync(realConfig) || !fs.existsSync(realIndex))('real MiniCPM-V v1 config', () => {
+describe.skipIf(unmet(...real))(named('real MiniCPM-V v1 config', ...real), () => {
   it('derives the SPEC sizes and scalings', () => {
     const cfg = loadConfig(realConfig);
     expect(cfg.vision).toEqual({ embedDim: 1152, depth: 27, blocksRun: 26, numHeads: 16, headDim: 72, mlpHidden: 4304,
@@ -51,7 +54,7 @@ describe.skipIf(!fs.existsSync(realConfig) || !fs.existsSync(realIndex))('real M
   });
 });
 
-describe.skipIf(!fs.existsSync(path.join(tinyDir, 'model.safetensors')))('golden tiny-a config', () => {
+describe.skipIf(unmet(goldenTiny))(named('golden tiny-a config', goldenTiny), () => {
   it('expectedTensors equals the keys and shapes of the golden checkpoint', () => {
     const cfg = loadConfig(path.join(tinyDir, 'config.json'));
     expect(cfg.vision.mlpHidden).toBe(358);

@@ -14,6 +14,7 @@ import { fillNormal, hfStateDictOrder, writeRandomCheckpoint, Xoshiro128 } from 
 import { planShards, shardName } from '../src/weights/shards.ts';
 import { numel, SafetensorsFile } from '../src/weights/safetensors.ts';
 import { writeSafetensors } from '../src/weights/safetensors_writer.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const reference = path.resolve(repoRoot, '..', 'shared', 'reference');
@@ -130,7 +131,8 @@ describe('random checkpoints', () => {
   });
 });
 
-describe.skipIf(!fs.existsSync(path.join(reference, 'model.safetensors.index.json')))('real config sharding', () => {
+const realIndex = shared('reference', 'model.safetensors.index.json');
+describe.skipIf(unmet(realIndex))(named('real config sharding', realIndex), () => {
   it('state_dict order + 5 GB shards reproduce the real index shard by shard', () => {
     const real = loadConfig(path.join(reference, 'config.json'));
     const index = JSON.parse(fs.readFileSync(path.join(reference, 'model.safetensors.index.json'), 'utf8'));

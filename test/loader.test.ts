@@ -12,9 +12,11 @@ import { initBackend } from '../src/backend/index.ts';
 import { writeRandomCheckpoint } from '../src/weights/random.ts';
 import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
 import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tinyGolden = path.resolve(repoRoot, '..', 'shared', 'golden', 'tiny-a');
+const goldenTiny = shared('golden', 'tiny-a', 'model.safetensors');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loader-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -82,7 +84,7 @@ describe('opening checkpoints', () => {
     model.dispose();
   });
 
-  it.skipIf(!fs.existsSync(path.join(tinyGolden, 'model.safetensors')))('golden tiny-a passes the strict loader', () => {
+  it.skipIf(unmet(goldenTiny))(named('golden tiny-a passes the strict loader', goldenTiny), () => {
     const ckpt = openCheckpoint(tinyGolden);
     const c = loadConfig(path.join(tinyGolden, 'config.json'));
     validateCheckpoint(ckpt, c, { checkFinite: true });

@@ -9,11 +9,13 @@ import { encodeImageFile, loadModel } from '../src/model/load.ts';
 import { MiniCPMV, type TensorSource } from '../src/model/minicpmv.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { expectClose } from './helpers/expect_close.ts';
-import { goldenDir, hasShared } from './helpers/paths.ts';
+import { goldenDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const G = path.join(goldenDir, 'tiny-a');
 
-describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors'))('loading tiny-a', () => {
+const golden = shared('golden', 'tiny-a', 'model.safetensors');
+describe.skipIf(unmet(golden))(named('loading tiny-a', golden), () => {
   let vision: MiniCPMV;
   beforeAll(async () => {
     await initBackend();

@@ -11,14 +11,16 @@ import { Hooks } from '../src/model/hooks.ts';
 import { MiniCPMV } from '../src/model/minicpmv.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { expectClose } from './helpers/expect_close.ts';
-import { goldenDir, hasShared } from './helpers/paths.ts';
+import { goldenDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const G = path.join(goldenDir, 'tiny-a');
 const CASES = ['a1_grad500x300', 'a2_rings200x150', 'a3_rocket_jpeg'];
 const GENERATION_KEYS = new Set(['greedy.ids', 'greedy.topk_ids', 'greedy.topk_logits', 'beam.ids', 'logits.positions', 'image_bound']);
 const backends = nativeAvailable().ok ? ['tensorflow', 'cpu'] : ['cpu'];
 
-describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors')).each(backends)('golden tiny-a on %s', (backend) => {
+const golden = shared('golden', 'tiny-a', 'model.safetensors');
+describe.skipIf(unmet(golden)).each(backends)(named('golden tiny-a on %s', golden), (backend) => {
   let model: MiniCPMV;
   beforeAll(async () => {
     await initBackend(backend);

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
 import { SafetensorsWriter, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { bf16ToF32Value, f16ToF32Table, f32ToBf16Value, f32ToF16Value } from '../src/weights/dtype.ts';
+import { named, shared as sharedReq, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(repoRoot, '..', 'shared');
@@ -216,7 +217,8 @@ describe('write and read back', () => {
   });
 });
 
-describe.skipIf(!fs.existsSync(tinyModel))('golden tiny-a checkpoint (written by the Python library)', () => {
+const golden = sharedReq('golden', 'tiny-a', 'model.safetensors');
+describe.skipIf(unmet(golden))(named('golden tiny-a checkpoint (written by the Python library)', golden), () => {
   it('reads every tensor equal to an independent DataView parse', () => {
     const f = SafetensorsFile.open(tinyModel);
     expect(f.keys().length).toBe(64);

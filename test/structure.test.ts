@@ -15,7 +15,7 @@ import { fixturesDir, repoRoot } from './helpers/paths.ts';
 
 const NODE_FREE_DIRS = ['src/ops', 'src/layers', 'src/model', 'src/tokenizer', 'src/parity'];
 /** The modules of those folders that read or write files (Node by nature). */
-const FILE_IO = new Set(['src/model/load.ts', 'src/tokenizer/file.ts', 'src/parity/compare_files.ts', 'src/parity/trace.ts']);
+const FILE_IO = new Set(['src/model/load.ts', 'src/model/model_dir.ts', 'src/tokenizer/file.ts', 'src/parity/compare_files.ts', 'src/parity/trace.ts']);
 const NODE_BUILTINS = new Set(builtinModules);
 const NODE_ONLY_PACKAGES = [/^@tensorflow\/tfjs-node/];
 

@@ -9,7 +9,8 @@ import { mergeSegmentSlow, SentencePieceBpe } from '../src/tokenizer/bpe.ts';
 import { PieceType, parseSentencePieceModel, type SentencePieceModel } from '../src/tokenizer/sentencepiece_model.ts';
 import { MiniCPMTokenizer, TokenizerError } from '../src/tokenizer/tokenizer.ts';
 import { loadTokenizerFile } from '../src/tokenizer/file.ts';
-import { fixturesDir, goldenDir, hasShared, referenceDir } from './helpers/paths.ts';
+import { fixturesDir, goldenDir, referenceDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const FIX = path.join(fixturesDir, 'tokenizer');
 const REAL_MODEL = path.join(referenceDir, 'tokenizer.model');
@@ -47,7 +48,8 @@ function expectAllDecoded(tok: MiniCPMTokenizer, cases: DecodeCase[], what: stri
   expect(bad.length, `${what}: ${bad.length} of ${cases.length} decodes differ\n${bad.slice(0, 5).join('\n')}`).toBe(0);
 }
 
-describe.skipIf(!hasShared('reference', 'tokenizer.model'))('real MiniCPM-V tokenizer.model', () => {
+const realModel = shared('reference', 'tokenizer.model');
+describe.skipIf(unmet(realModel))(named('real MiniCPM-V tokenizer.model', realModel), () => {
   let tok: MiniCPMTokenizer;
   let model: SentencePieceModel;
   beforeAll(() => {

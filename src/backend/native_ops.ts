@@ -16,6 +16,8 @@ export interface NativeOps {
   ok: boolean;
   /** e.g. "avx2+fma, 2 threads", or why it is not available. */
   detail: string;
+  /** The kernels registered for the tensorflow backend (empty when not available). */
+  kernels: string[];
 }
 
 const addonPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'minicpmv_ops.node');
@@ -26,7 +28,10 @@ interface KernelBackend {
   binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number };
 }
 
+const registered: string[] = [];
+
 function registerOp(name: string, inputNames: string[], attrTypes: Record<string, 'string' | 'int' | 'float'>): void {
+  registered.push(name);
   tf.registerKernel({
     kernelName: name,
     backendName: 'tensorflow',
@@ -42,8 +47,8 @@ function registerOp(name: string, inputNames: string[], attrTypes: Record<string
 /** Loads the addon once (after tfjs-node) and registers the TF.js kernels. */
 export function loadNativeOps(): NativeOps {
   if (state) return state;
-  if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0' });
-  if (!fs.existsSync(addonPath)) return (state = { ok: false, detail: 'native/ was not built (npm run build:ops)' });
+  if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0', kernels: [] });
+  if (!fs.existsSync(addonPath)) return (state = { ok: false, detail: 'native/ was not built (npm run build:ops)', kernels: [] });
   try {
     // OpenMP's idle threads spin for a while after each parallel region (libgomp: 300,000 polls), taking
     // the cores from the TensorFlow kernel that runs next (measured: prefill 43 -> 36 tok/s), while never
@@ -51,7 +56,7 @@ export function loadNativeOps(): NativeOps {
     // decode ops warm and frees the cores within tens of microseconds. libgomp reads this when it loads.
     if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= '30000';
     const addon = createRequire(import.meta.url)(addonPath) as { registered: boolean; error: string; isa: string; threads: number };
-    if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}` });
+    if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}`, kernels: [] });
     // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
     const S = 'string', I = 'int', F = 'float';
     registerOp(LINEAR_ROWS, ['x', 'w'], {});
@@ -60,8 +65,8 @@ export function loadNativeOps(): NativeOps {
     registerOp(SOFTMAX, ['x'], {});
     registerOp(BIAS_GELU, ['x', 'b'], {});
     registerOp(ROTARY, ['x', 'cos', 'sin'], {});
-    return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads` });
+    return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads`, kernels: registered });
   } catch (e) {
-    return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}` });
+    return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}`, kernels: [] });
   }
 }

@@ -12,6 +12,8 @@ export interface FlagSpec {
   /** One-line description for --help. */
   help: string;
   short?: string;
+  /** Other long names (e.g. `temp` for `temperature`, as llama.cpp spells it). */
+  aliases?: readonly string[];
   default?: string | number | boolean;
   /** Allowed values for string flags. */
   choices?: readonly string[];
@@ -46,6 +48,7 @@ export function parseArgs(argv: string[], specs: FlagSpecs, maxPositionals = 0):
   const flags: Record<string, FlagValue> = {};
   const positionals: string[] = [];
   const byShort = new Map(Object.entries(specs).filter(([, s]) => s.short).map(([n, s]) => [s.short!, n]));
+  const byAlias = new Map(Object.entries(specs).flatMap(([n, s]) => (s.aliases ?? []).map((a) => [a, n] as const)));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') {
@@ -57,6 +60,7 @@ export function parseArgs(argv: string[], specs: FlagSpecs, maxPositionals = 0):
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+      name = byAlias.get(name) ?? name;
       inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
     } else if (/^-[A-Za-z]$/.test(arg)) {
       name = byShort.get(arg.slice(1));
@@ -107,7 +111,7 @@ export function parseArgs(argv: string[], specs: FlagSpecs, maxPositionals = 0):
 export function formatFlags(specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const value = s.type === 'boolean' ? '' : ` ${s.metavar ?? (s.choices ? s.choices.join('|') : s.type.toUpperCase())}`;
-    const short = s.short ? `-${s.short}, ` : '';
+    const short = [...(s.short ? [`-${s.short}`] : []), ...(s.aliases ?? []).map((a) => `--${a}`)].map((f) => `${f}, `).join('');
     const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
     return [`  ${short}--${name}${value}`, `${s.help}${def}`];
   });

@@ -4,7 +4,8 @@ import { UserError } from '../errors.ts';
 
 export interface CommandIO {
   out: (s: string) => void;
-  err: (s: string) => void;
+  /** Writes to stderr, adding a newline unless `newline` is false (prompts, progress redrawn in place). */
+  err: (s: string, newline?: boolean) => void;
   isTTY: boolean;
 }
 

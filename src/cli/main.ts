@@ -1,5 +1,6 @@
 // `minicpmv`: the command-line front end. Subcommands live in ./commands/ and
 // are imported only when used, so `--help` stays fast.
+import fs from 'node:fs';
 import { UserError } from '../errors.ts';
 import { formatFlags, type FlagSpecs } from './args.ts';
 import { StdoutClosed, type Command, type CommandIO } from './command.ts';
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   'random-weights': { summary: 'write a random checkpoint for a config', load: async () => (await import('./commands/random_weights.ts')).command },
   trace: { summary: 'record activations by PyTorch module name', load: async () => (await import('./commands/trace.ts')).command },
   compare: { summary: 'compare two activation files key by key', load: async () => (await import('./commands/compare.ts')).command },
+  inspect: { summary: 'see inside the model in a browser: attention, logit lens, activations, decoding, divergence', load: async () => (await import('./commands/inspect.ts')).command },
 };
 
 function topHelp(): string {
@@ -24,9 +26,9 @@ function topHelp(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}${c.summary}`),
     '',
-    'Run `minicpmv <command> --help` for the flags of a command.',
-    'Global flag: --verbose lists every problem behind an error (e.g. each checkpoint mismatch).',
-    'Without --model, chat/info/tokenize/trace use the bundled tiny random-weight model.',
+    'Run `minicpmv <command> --help` for the flags of a command. Any command takes --verbose (TensorFlow\'s',
+    'log lines, and every detail of an error).',
+    'Without --model, chat/info/tokenize/trace/inspect use the bundled tiny random-weight model.',
   ].join('\n');
 }
 
@@ -39,7 +41,7 @@ export function commandHelp(c: Command): string {
 
 /** Flags every command takes; main() removes them before the command parses its own. */
 const GLOBAL_FLAGS: FlagSpecs = {
-  verbose: { type: 'boolean', help: 'on an error, also list every problem behind it (e.g. each checkpoint mismatch)' },
+  verbose: { type: 'boolean', help: 'TensorFlow\'s own log lines, and on an error every problem behind it (e.g. each checkpoint mismatch)' },
 };
 
 const line = (s: string) => (s.endsWith('\n') ? s : `${s}\n`);
@@ -52,11 +54,17 @@ const defaultIO: CommandIO = {
     if (!process.stdout.destroyed) process.stdout.write(line(s));
     if (process.stdout.destroyed) throw new StdoutClosed();
   },
-  err: (s) => {
-    if (!process.stderr.destroyed) process.stderr.write(line(s));
+  err: (s, newline = true) => {
+    if (!process.stderr.destroyed) process.stderr.write(newline ? line(s) : s);
   },
   isTTY: Boolean(process.stderr.isTTY),
 };
+
+/** The package version, from package.json (two folders up in src/ and in dist/). */
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 let streamsWatched = false;
 /**
@@ -91,13 +99,14 @@ async function dispatch(argv: string[], io: CommandIO): Promise<number> {
   // --verbose is global: taken out before the command's own (strict) flag parsing, but not after `--`.
   const end = all.includes('--') ? all.indexOf('--') : all.length;
   const verbose = all.slice(0, end).includes('--verbose');
+  if (verbose) process.env.MINICPMV_VERBOSE = '1'; // also lets TensorFlow's own log lines through
   const rest = all.filter((a, i) => i >= end || a !== '--verbose');
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(topHelp());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
-    io.out('minicpmv-ts 0.1.0');
+    io.out(`minicpmv-ts ${version()}`);
     return 0;
   }
   const entry = COMMANDS[name];

@@ -10,6 +10,11 @@ export interface AttentionOptions {
   /** Causal mask with the query block ending at the last key (KV cache aware). */
   causal?: boolean;
   scaleQueryFirst?: boolean;
+  /**
+   * Sees the softmax probabilities [B, H, Tq, Tk] (exactly those that weight v) and returns them or a
+   * replacement: how a hook point such as `resampler.attn.weights` reads or patches them.
+   */
+  probs?: (p: tf.Tensor4D) => tf.Tensor4D;
 }
 
 export function scaledDotProductAttention(
@@ -21,7 +26,8 @@ export function scaledDotProductAttention(
       ? tf.matMul(tf.mul(q, opts.scale), k, false, true)
       : tf.mul(tf.matMul(q, k, false, true), opts.scale);
     if (opts.causal && Tq > 1) scores = tf.add(scores, causalMask(Tq, Tk));
-    return tf.matMul(softmaxNative(scores) ?? softmaxOps(scores), v) as tf.Tensor4D;
+    const p = (softmaxNative(scores) ?? softmaxOps(scores)) as tf.Tensor4D;
+    return tf.matMul(opts.probs ? opts.probs(p) : p, v) as tf.Tensor4D;
   });
 }
 

@@ -67,8 +67,8 @@ function hookPoints(visionBlocks: number, llmLayers: number, index = (i: number)
     const b = `vpm.blocks.${index(i)}`;
     names.push(`${b}.norm1`, `${b}.attn`, `${b}.norm2`, `${b}.mlp`, b);
   }
-  names.push('vpm.norm', 'resampler.kv_proj', 'resampler.ln_kv', 'resampler.ln_q', 'resampler.attn', 'resampler.ln_post',
-    'resampler', 'input_ids', 'inputs_embeds');
+  names.push('vpm.norm', 'resampler.kv_proj', 'resampler.ln_kv', 'resampler.ln_q', 'resampler.attn.weights', 'resampler.attn',
+    'resampler.ln_post', 'resampler', 'input_ids', 'inputs_embeds');
   for (let i = 0; i < llmLayers; i++) {
     const l = `llm.model.layers.${index(i)}`;
     names.push(`${l}.input_layernorm`, `${l}.self_attn`, `${l}.post_attention_layernorm`, `${l}.mlp`, l);

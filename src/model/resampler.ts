@@ -62,8 +62,12 @@ export class Resampler {
       const Vp = linear(kv, wv, bv).expandDims(0); // [1, L, D]
       const headDim = D / numHeads;
       // subtle: MHA scales q by 1/sqrt(head_dim) BEFORE q kᵀ (need_weights=True path).
+      // `resampler.attn.weights`: the softmax probabilities per head, [1, heads, Q, L] (MHA's second output
+      // with average_attn_weights=False); only built into a hook call when selected.
+      const probs = hooks.active('resampler.attn.weights')
+        ? (w: tf.Tensor4D) => hooks.emit('resampler.attn.weights', w) : undefined;
       const o = mergeHeads(scaledDotProductAttention(splitHeads(Qp, numHeads), splitHeads(Kp, numHeads),
-        splitHeads(Vp, numHeads), { scale: Math.sqrt(1 / headDim), scaleQueryFirst: true }));
+        splitHeads(Vp, numHeads), { scale: Math.sqrt(1 / headDim), scaleQueryFirst: true, probs }));
       const attn = linear(o, p.get('attn.out_proj.weight'), p.get('attn.out_proj.bias')); // [1, Q, D]
       // PyTorch's MHA is sequence-first: its output [0] is [Q, 1, D].
       const attnSeqFirst = hooks.emit('resampler.attn', attn.reshape([-1, 1, D]) as tf.Tensor3D);

@@ -3,7 +3,7 @@ import { bool, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
 import { InputError, type Command } from '../command.ts';
 import { MODEL_FLAG, modelDir } from '../common.ts';
 import { forEachLine, MiB } from '../../files.ts';
-import { loadTokenizer } from '../../model/load.ts';
+import { loadTokenizer } from '../../model/model_dir.ts';
 
 const flags: FlagSpecs = {
   ...MODEL_FLAG,

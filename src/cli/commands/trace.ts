@@ -85,7 +85,7 @@ export const command: Command = {
     const pixels = preprocess(loadImage(image), cfg.vision.imageSize);
     await startBackend(io, str(p, 'backend'));
     const patches = readPatches((p.flags.patch as string[] | undefined) ?? [], valid);
-    const { model } = loadWithProgress(io, dir);
+    const { model } = await loadWithProgress(io, dir);
     const recorder = new ActivationRecorder(out);
     const selected = valid.filter(select).length;
     const bar = progress(io, 'tracing');
