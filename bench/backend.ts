@@ -5,7 +5,7 @@
 // dataSync(); the weights rotate over several distinct matrices so the decode
 // product reads from memory, not from the caches.
 import * as tf from '../src/tfjs.ts';
-import { LINEAR_ROWS } from '../src/backend/native_ops.ts';
+import { LINEAR_ROWS } from '../src/ops/native_kernels.ts';
 import { BACKENDS, initBackend, nativeAvailable } from '../src/backend/index.ts';
 
 interface Shape { name: string; m: number; k: number; n: number; transposeB: boolean; native?: boolean }

@@ -3,7 +3,7 @@
 //   npm run bench        quick: the bundled tiny model
 //   npm run bench:full   the full-size architecture with random weights, made
 //                        once by `minicpmv random-weights` into a cache directory
-// Writes bench/RESULTS.md (markdown, with date, machine, versions) and bench/results.json.
+// Writes bench/RESULTS.md (markdown, with date, machine, versions) and bench/RESULTS.json (RESULTS-quick.* with --quick).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mergeSegmentSlow, SentencePieceBpe } from '../src/tokenizer/bpe.ts';
 import { parseSentencePieceModel, PieceType } from '../src/tokenizer/sentencepiece_model.ts';
-import { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const realModel = path.resolve(repo, '..', 'shared', 'reference', 'tokenizer.model');
@@ -33,7 +33,7 @@ while (bytesOf(unseen) < 1e6) {
 }
 
 const t0 = performance.now();
-const tok = MiniCPMTokenizer.fromFile(modelPath);
+const tok = loadTokenizerFile(modelPath);
 console.log(`model ${path.relative(repo, modelPath)}: load ${(performance.now() - t0).toFixed(0)} ms; node ${process.version}`);
 console.log(`corpus: ${lines.length} lines, ${(bytesOf(lines) / 1e3).toFixed(1)} kB; unseen-word variant ${(bytesOf(unseen) / 1e6).toFixed(2)} MB`);
 

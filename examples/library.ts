@@ -1,11 +1,8 @@
-// The library API in a few lines (run: npx tsx examples/library.ts).
-// From another project, import the same modules from 'minicpmv-ts/src/...'.
-import { initBackend, describeBackend } from '../src/backend/index.ts';
-import { loadImage } from '../src/image/decode.ts';
-import { preprocess } from '../src/image/preprocess.ts';
-import { ChatSession } from '../src/model/chat.ts';
-import { Hooks } from '../src/model/hooks.ts';
-import { loadModel, loadTokenizer, BUNDLED_MODEL_DIR } from '../src/model/load.ts';
+// The library API in a few lines (run: npx tsx examples/library.ts [MODEL_DIR]; plain `node` runs the same
+// code as a .js/.mjs file). In this repository the package name resolves to this package's own build.
+import {
+  BUNDLED_MODEL_DIR, ChatSession, describeBackend, Hooks, initBackend, loadImage, loadModel, loadTokenizer, preprocess,
+} from 'minicpmv-ts';
 
 const dir = process.argv[2] ?? BUNDLED_MODEL_DIR; // an HF checkpoint directory or a converted one
 console.log(describeBackend(await initBackend())); // 'tensorflow' when it loads, else 'cpu'

@@ -3,7 +3,8 @@
 # during `npm install`, only where tfjs-node's binding is present.
 {
   'variables': {
-    'tfjs_node_dir%': '<(module_root_dir)/../node_modules/@tensorflow/tfjs-node',
+    # Where npm put tfjs-node: beside this package, or hoisted into the project that installed it.
+    'tfjs_node_dir%': '<!(node -p "require(\'path\').dirname(require.resolve(\'@tensorflow/tfjs-node/package.json\'))")',
   },
   'targets': [{
     'target_name': 'minicpmv_ops',
@@ -12,5 +13,10 @@
     'cflags_cc': ['-O3', '-fopenmp', '-std=c++17', '-fno-strict-aliasing', '-ffp-contract=off'],
     'ldflags': ['-fopenmp', '-Wl,-rpath,<(tfjs_node_dir)/deps/lib'],
     'libraries': ['-L<(tfjs_node_dir)/deps/lib', '-ltensorflow', '-ltensorflow_framework'],
+  }, {
+    # fd 2 to /dev/null and back around loading libtensorflow (native/quiet.cc); no TensorFlow dependency.
+    'target_name': 'minicpmv_quiet',
+    'sources': ['quiet.cc'],
+    'cflags_cc': ['-O2'],
   }],
 }

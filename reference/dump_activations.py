@@ -2,7 +2,7 @@
 """Dump every stage of one MiniCPM-V v1 chat turn to a safetensors file (float32; ids int32).
 
 usage: dump_activations.py --model DIR --image FILE (--prompt TEXT | --msgs FILE.json) --out FILE.safetensors
-                           [--new-tokens 8] [--logits-last N] [--sample-seed S] [--slim] [--hf]
+                           [--new-tokens 8] [--logits-last N] [--sample-seed S] [--slim] [--no-attn-weights] [--hf]
 
 DIR is a checkpoint in the HF layout (config.json, model.safetensors, tokenizer.model, tokenizer_config.json):
 this reference's layout, e.g. weights/tiny (BF16; the reference computes in fp32 on those values). --msgs is a JSON list of {"role": "user"|"assistant",
@@ -10,7 +10,9 @@ this reference's layout, e.g. weights/tiny (BF16; the reference computes in fp32
 shorthand for [{"role": "user", "content": TEXT}].
 
 Keys (as ../shared/golden/tiny-a/README.md): input_ids, image_bound, pixel_values, vpm.patch_embed (NHWC),
-vpm.pos_embed_resampled, vpm.blocks.{i}, vpm.norm, resampler.attn, resampler.ln_post, resampler, inputs_embeds,
+vpm.pos_embed_resampled, vpm.blocks.{i}, vpm.norm, resampler.attn.weights (the softmax probabilities per head,
+[1, heads, 64, L]: nn.MultiheadAttention's output 1 with need_weights=True, average_attn_weights=False; left out
+with --no-attn-weights, as the committed fixtures are), resampler.attn, resampler.ln_post, resampler, inputs_embeds,
 llm.model.layers.{i}.self_attn / .mlp / (layer), llm.model.norm, logits (+ logits.positions), greedy.ids,
 greedy.topk_ids, greedy.topk_logits, beam.ids, and sample.ids with --sample-seed (mulberry32 draw rule of
 minicpmv_ref.sample_step). --new-tokens 0 skips generation. --slim drops pixel_values, vpm.patch_embed,
@@ -50,6 +52,8 @@ def parse_args(argv):
     ap.add_argument('--logits-last', type=int, default=None, help='keep logits of the last N positions only')
     ap.add_argument('--sample-seed', type=int, default=None, help='also write sample.ids (chat sampling defaults)')
     ap.add_argument('--slim', action='store_true', help='drop pixel_values and the vision intermediates')
+    ap.add_argument('--no-attn-weights', dest='attn_weights', action='store_false',
+                    help='leave out resampler.attn.weights (as make_fixtures.py does)')
     ap.add_argument('--hf', action='store_true', help='run the original HF model (needs transformers)')
     a = ap.parse_args(argv)
     if a.new_tokens < 0:
@@ -71,7 +75,7 @@ def read_msgs(a) -> list[dict]:
 
 
 @torch.no_grad()
-def run_hf(model_dir: Path, image: Path, msgs: list[dict], new_tokens: int, logits_last, sample_seed):
+def run_hf(model_dir: Path, image: Path, msgs: list[dict], new_tokens: int, logits_last, sample_seed, attn_weights):
     """The original model through transformers (lazy import; see module docstring)."""
     try:
         from transformers import AutoModel, AutoTokenizer
@@ -85,7 +89,7 @@ def run_hf(model_dir: Path, image: Path, msgs: list[dict], new_tokens: int, logi
     ids = tok.encode(ref.chat_prompt(msgs, cfg.query_num))[:stages.MAX_INPUT_TOKENS]
     bound = ref.image_bound_of(ids, tok.im_start_id, tok.im_end_id, cfg.query_num)
     px = model.transform(ref.load_image(image))[None]                       # [1,3,448,448]
-    paths = stages.stage_modules(len(model.vpm.blocks), cfg.num_hidden_layers)
+    paths = stages.stage_modules(len(model.vpm.blocks), cfg.num_hidden_layers, attn_weights)
     with stages.capture(model, paths) as st:
         # the dict MiniCPMV.generate builds: int32 ids, one [[start, end]] bound and one image stack per sample
         res = model.get_vllm_embedding({'input_ids': torch.tensor([ids], dtype=torch.int32),
@@ -140,7 +144,7 @@ def main(argv=None) -> int:
             raise ref.InputError(f'--out {out_path}: folder {out_path.parent} does not exist')
         msgs = read_msgs(a)
         if a.hf:
-            out = run_hf(model_dir, image, msgs, a.new_tokens, a.logits_last, a.sample_seed)
+            out = run_hf(model_dir, image, msgs, a.new_tokens, a.logits_last, a.sample_seed, a.attn_weights)
         else:
             model, cfg = ref.load_model(model_dir)
             tok = ref.Tokenizer.from_dir(model_dir)
@@ -149,7 +153,8 @@ def main(argv=None) -> int:
                                      f'{cfg.vocab_size}')
             ids, bound = stages.prompt_ids(tok, cfg, msgs)
             out, _ = stages.run_reference(model, ref.preprocess(ref.load_image(image)), ids, bound, a.new_tokens,
-                                          logits_last=a.logits_last, sample_seed=a.sample_seed)
+                                          logits_last=a.logits_last, sample_seed=a.sample_seed,
+                                          attn_weights=a.attn_weights)
     except ref.RefError as e:
         print(f'dump_activations: error: {e}', file=sys.stderr)
         return 2

@@ -15,9 +15,14 @@ import minicpmv_ref as ref
 MAX_INPUT_TOKENS = 2048  # chat(): max_inp_length, keeps the head (SPEC 6)
 
 
-def stage_modules(n_vision_blocks: int, n_layers: int) -> list[str]:
+# nn.MultiheadAttention's second output, the softmax probabilities per head [B, heads, Q, L]: not a module of its
+# own, so `capture` asks `resampler.attn` for them (need_weights=True, average_attn_weights=False).
+ATTN_WEIGHTS = 'resampler.attn.weights'
+
+
+def stage_modules(n_vision_blocks: int, n_layers: int, attn_weights: bool = False) -> list[str]:
     paths = ['vpm.patch_embed'] + [f'vpm.blocks.{i}' for i in range(n_vision_blocks)] + ['vpm.norm']
-    paths += ['resampler.attn', 'resampler.ln_post', 'resampler']
+    paths += ([ATTN_WEIGHTS] if attn_weights else []) + ['resampler.attn', 'resampler.ln_post', 'resampler']
     for i in range(n_layers):
         paths += [f'llm.model.layers.{i}.self_attn', f'llm.model.layers.{i}.mlp', f'llm.model.layers.{i}']
     return paths + ['llm.model.norm']
@@ -25,10 +30,25 @@ def stage_modules(n_vision_blocks: int, n_layers: int) -> list[str]:
 
 @contextmanager
 def capture(model: torch.nn.Module, paths: list[str]):
-    """Record the FIRST output of each module path (tuples -> element 0) as float32 numpy."""
+    """Record the FIRST output of each module path (tuples -> element 0) as float32 numpy. `MHA_PATH.weights`
+    records that nn.MultiheadAttention's attention probabilities per head (its output 1)."""
     out: dict[str, np.ndarray] = {}
     handles = []
     for path in paths:
+        if path.endswith('.weights'):
+            mha = model.get_submodule(path[:-len('.weights')])
+
+            # need_weights=True is MHA's default (the path the original runs); average_attn_weights=False only
+            # keeps the heads apart in output 1 (torch averages after `attn @ v`), so output 0 is unchanged.
+            def per_head(_m, args, kwargs):
+                return args, {**kwargs, 'need_weights': True, 'average_attn_weights': False}
+
+            def weights_hook(_m, _inp, res, key=path):
+                if key not in out:
+                    out[key] = res[1].detach().float().cpu().numpy().copy()
+            handles.append(mha.register_forward_pre_hook(per_head, with_kwargs=True))
+            handles.append(mha.register_forward_hook(weights_hook))
+            continue
         mod = model.get_submodule(path)
 
         def hook(_m, _inp, res, key=path):
@@ -54,10 +74,11 @@ def i32(x) -> np.ndarray:
 @torch.no_grad()
 def run_reference(model: ref.MiniCPMV, pixel_values: torch.Tensor, input_ids: list[int],
                   image_bound: list[list[int]], new_tokens: int, logits_last: int | None = None,
-                  sample_seed: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Every stage of one chat turn on this reference, plus greedy / beam / (optional) sampled ids."""
+                  sample_seed: int | None = None, attn_weights: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """Every stage of one chat turn on this reference, plus greedy / beam / (optional) sampled ids.
+    `attn_weights` adds resampler.attn.weights (the committed fixtures were made without it)."""
     cfg = model.cfg
-    paths = stage_modules(len(model.vpm.blocks), cfg.num_hidden_layers)
+    paths = stage_modules(len(model.vpm.blocks), cfg.num_hidden_layers, attn_weights)
     ids_t = torch.tensor([input_ids])
     with capture(model, paths) as st:
         vision = model.vision(pixel_values)

@@ -4,12 +4,21 @@
 // never fails the install (the model then runs on TF.js's own kernels only).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (s) => console.error(`[minicpmv ops] ${s}`);
-const tfjsNode = path.join(root, 'node_modules', '@tensorflow', 'tfjs-node');
+/** tfjs-node's folder: in this package's node_modules, or hoisted into the project that installed this one. */
+function tfjsNodeDir() {
+  try {
+    return path.dirname(createRequire(path.join(root, 'package.json')).resolve('@tensorflow/tfjs-node/package.json'));
+  } catch {
+    return path.join(root, 'node_modules', '@tensorflow', 'tfjs-node');
+  }
+}
+const tfjsNode = tfjsNodeDir();
 const header = path.join(tfjsNode, 'deps', 'include', 'tensorflow', 'c', 'kernels.h');
 
 if (process.env.MINICPMV_SKIP_NATIVE === '1') {

@@ -2,7 +2,7 @@
 // derived number computed here once. Sources: `configuration_minicpm.py` (MiniCPMConfig / MiniCPMVConfig
 // defaults), `modeling_minicpmv.py` (vision tower, resampler construction), timm v0.9.10
 // `vision_transformer.py` (so400m sizes); all in TobyYang7/Vision `MiniCPM-V/` @ 654184f, see SPEC §1-§4.
-import fs from 'node:fs';
+import { UserError } from './errors.ts';
 
 export interface VisionConfig {
   embedDim: number;
@@ -54,9 +54,37 @@ export interface MiniCPMVConfig {
   raw: Record<string, unknown>;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export class ConfigError extends UserError {}
+
+/**
+ * What the architecture (and this implementation) can run, checked before anything is sized from a config:
+ * a config.json of `"num_hidden_layers": 2147483648` must fail on its line, not build a key list of 19
+ * billion names. The real model sits far inside every bound (SPEC §1: 40 layers, 27 ViT blocks, image 448,
+ * 64 queries, largest tensor 282,822,912 elements).
+ */
+export const CONFIG_LIMITS = {
+  /** LLM decoder layers and ViT blocks: each adds 9 or 12 tensors to the expected key list. */
+  maxLayers: 1024,
+  /** One tensor is one TF.js typed array, indexed with int32 in the kernels (and the native reader). */
+  maxTensorElements: 2 ** 31 - 1,
+  /**
+   * The square every image is resized to: 1..449 (ceil(449 / 14) = 33 patches a side). The original accepts
+   * any positive size (torchvision Resize, timm dynamic_img_pad), but the ViT attends over ceil(S/14)^2
+   * tokens in one [heads, N, N] matrix: 5000 asks TF.js for tens of GB.
+   */
+  imageSize: [1, 449] as const,
+  /** `query_num` image tokens sit in the prompt with BOS, <image> and </image>, and the original cuts the
+   * prompt at 2048 ids (chat.ts MAX_INPUT_LENGTH): 2045 at most, so the largest square is 45^2 = 2025. */
+  maxQueryNum: 2025,
+  /** RMSNorm / LayerNorm eps: 1e-5 and 1e-6 in practice; below 1e-12 is zero in float32 sums, above 0.1 swamps the variance. */
+  rmsEps: [1e-12, 0.1] as const,
+  /** RoPE base: 1e4 here, up to ~1e7 in long-context models; <= 1 makes the frequencies grow instead of decay. */
+  ropeTheta: [1, 1e10] as const,
+  /** scale_emb, scale_depth, dim_model_base, vision_mlp_ratio, initializer_range: positive, and finite in float32 products. */
+  maxScale: 1e6,
+  /** max_position_embeddings: only compared against (the rotary table grows with the prompt), but an int32. */
+  maxPositions: 2 ** 31 - 1,
+} as const;
 
 /** timm encoders the v1 code can name. so400m: timm v0.9.10 `vit_so400m_patch14_siglip_384`
  * (embed 1152, depth 27, 16 heads, mlp_ratio 3.7362 -> int(1152*3.7362) = 4304, img_size 384). */
@@ -71,21 +99,26 @@ type Json = Record<string, unknown>;
 class Reader {
   constructor(private readonly json: Json, private readonly source: string) {}
 
-  private fail(key: string, what: string): never {
+  fail(key: string, what: string): never {
     throw new ConfigError(`${this.source}: "${key}" ${what}, got ${JSON.stringify(this.json[key])}`);
   }
 
-  int(key: string, def?: number, min = 1): number {
+  int(key: string, def?: number, min = 1, max?: number, why = ''): number {
     const v = this.json[key] ?? def;
     if (v === undefined) throw new ConfigError(`${this.source}: required key "${key}" is missing`);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) this.fail(key, `must be an integer >= ${min}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || (max !== undefined && v > max)) {
+      this.fail(key, max === undefined ? `must be an integer >= ${min}` : `must be an integer in ${min}..${max}${why}`);
+    }
     return v;
   }
 
-  num(key: string, def?: number, positive = true): number {
+  /** A finite number in (min, max], or [min, max] with `minIncluded` (default (0, maxScale]: positive). */
+  num(key: string, def?: number, min = 0, max: number = CONFIG_LIMITS.maxScale, minIncluded = false): number {
     const v = this.json[key] ?? def;
     if (v === undefined) throw new ConfigError(`${this.source}: required key "${key}" is missing`);
-    if (typeof v !== 'number' || !Number.isFinite(v) || (positive && v <= 0)) this.fail(key, positive ? 'must be a positive number' : 'must be a number');
+    if (typeof v !== 'number' || !Number.isFinite(v) || (minIncluded ? v < min : v <= min) || v > max) {
+      this.fail(key, `must be a number in ${minIncluded ? '[' : '('}${min}, ${max}]`);
+    }
     return v;
   }
 
@@ -132,8 +165,9 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
   r.only('tie_word_embeddings', false, 'v1 stores a separate llm.lm_head.weight');
 
   // --- LLM (MiniCPM-2.4B) ---
+  const L = CONFIG_LIMITS;
   const hidden = r.int('hidden_size');
-  const numLayers = r.int('num_hidden_layers');
+  const numLayers = r.int('num_hidden_layers', undefined, 1, L.maxLayers);
   const numHeads = r.int('num_attention_heads');
   const numKvHeads = r.int('num_key_value_heads', numHeads);
   if (hidden % numHeads !== 0) throw new ConfigError(`${source}: "hidden_size" ${hidden} is not divisible by "num_attention_heads" ${numHeads}`);
@@ -146,9 +180,9 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
     hidden, numLayers, numHeads, numKvHeads, headDim,
     intermediate: r.int('intermediate_size'),
     vocab: r.int('vocab_size'),
-    maxPositions: r.int('max_position_embeddings', 2048),
-    ropeTheta: r.num('rope_theta', 10000),
-    rmsEps: r.num('rms_norm_eps', 1e-6),
+    maxPositions: r.int('max_position_embeddings', 2048, 1, L.maxPositions),
+    ropeTheta: r.num('rope_theta', 10000, L.ropeTheta[0], L.ropeTheta[1]),
+    rmsEps: r.num('rms_norm_eps', 1e-6, L.rmsEps[0], L.rmsEps[1], true),
     scaleEmb: r.num('scale_emb', 1),
     dimModelBase,
     scaleDepth,
@@ -157,6 +191,7 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
     bosId: r.int('bos_token_id', 1, 0),
     eosId: r.int('eos_token_id', 2, 0),
   };
+  if ('initializer_range' in raw) r.num('initializer_range'); // random-weights draws embeddings with it
   for (const k of ['bosId', 'eosId'] as const) {
     if (llm[k] >= llm.vocab) throw new ConfigError(`${source}: "${k === 'bosId' ? 'bos' : 'eos'}_token_id" ${llm[k]} is outside the vocabulary (${llm.vocab})`);
   }
@@ -168,7 +203,7 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
     throw new ConfigError(`${source}: "vision_encoder" ${JSON.stringify(encoder)} is not a known timm encoder (known: ${Object.keys(VISION_ENCODERS).join(', ')})`);
   }
   const embedDim = r.int('vision_embed_dim', base.embedDim);
-  const depth = r.int('vision_depth', base.depth);
+  const depth = r.int('vision_depth', base.depth, 1, L.maxLayers);
   const vHeads = r.int('vision_num_heads', base.numHeads);
   if (embedDim % vHeads !== 0) throw new ConfigError(`${source}: "vision_embed_dim" ${embedDim} is not divisible by "vision_num_heads" ${vHeads}`);
   let mlpHidden = base.mlpHidden;
@@ -179,13 +214,16 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
       throw new ConfigError(`${source}: "vision_mlp_hidden_dim" ${given} disagrees with int(vision_embed_dim * vision_mlp_ratio) = ${mlpHidden}`);
     }
     mlpHidden = given;
+  } else if (mlpHidden < 1) {
+    throw new ConfigError(`${source}: "vision_mlp_ratio" gives an MLP of int(${embedDim} * ratio) = ${mlpHidden} units; it must be at least 1`);
   } else if (!('vision_mlp_ratio' in raw) && embedDim !== base.embedDim) {
     throw new ConfigError(`${source}: "vision_embed_dim" is set without "vision_mlp_hidden_dim" or "vision_mlp_ratio"`);
   }
   const dropVisionLastLayer = r.bool('drop_vision_last_layer', true);
   const blocksRun = dropVisionLastLayer ? depth - 1 : depth;
   if (blocksRun < 1) throw new ConfigError(`${source}: "vision_depth" ${depth} leaves no block to run after dropping the last one`);
-  const imageSize = r.int('image_size', 448);
+  const imageSize = r.int('image_size', 448, L.imageSize[0], L.imageSize[1],
+    ` (patch ${base.patchSize}; the ViT attends over ceil(size / ${base.patchSize})^2 patches)`);
   const vision: VisionConfig = {
     embedDim, depth, blocksRun, numHeads: vHeads, headDim: embedDim / vHeads, mlpHidden,
     patchSize: base.patchSize,
@@ -195,7 +233,7 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
   };
 
   // --- Resampler (modeling_minicpmv.py: init_resampler) ---
-  const numQueries = r.int('query_num', 64);
+  const numQueries = r.int('query_num', 64, 1, L.maxQueryNum, ' (the image tokens must fit the 2048-token prompt)');
   const gridSize = Math.floor(Math.sqrt(numQueries));
   if (gridSize * gridSize !== numQueries) throw new ConfigError(`${source}: "query_num" ${numQueries} must be a perfect square (grid_size = int(sqrt(query_num)))`);
   const rHeads = Math.floor(hidden / 128);
@@ -204,23 +242,16 @@ export function parseConfig(json: unknown, source = 'config.json'): MiniCPMVConf
   }
   const resampler: ResamplerConfig = { numQueries, gridSize, embedDim: hidden, numHeads: rHeads, kvDim: embedDim, eps: 1e-6 };
 
-  return { vision, resampler, llm, dropVisionLastLayer, raw };
-}
-
-export function loadConfig(path: string): MiniCPMVConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`${path}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  const cfg: MiniCPMVConfig = { vision, resampler, llm, dropVisionLastLayer, raw };
+  // Every size is now bounded (layer counts above), so the key list is small; no tensor may outgrow a typed array.
+  for (const t of expectedTensors(cfg)) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n > L.maxTensorElements) {
+      throw new ConfigError(`${source}: the sizes give ${t.key} the shape [${t.shape.join(', ')}], ${n.toExponential(3)} elements; ` +
+        `one tensor can hold at most ${L.maxTensorElements} (2^31 - 1)`);
+    }
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  return parseConfig(json, path);
+  return cfg;
 }
 
 export interface ExpectedTensor { key: string; shape: number[]; role: 'vision' | 'resampler' | 'llm' }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError, describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
+import { named, requirement, unmet } from './helpers/requires.ts';
 
 // Seeded data so a failure reproduces.
 function rand(n: number, seed: number): Float32Array {
@@ -26,8 +27,11 @@ function maxRelErr(a: Float32Array, e: Float32Array): { err: number; at: number 
 }
 
 const native = nativeAvailable();
+const nativeReq = requirement(native.ok, `the native tensorflow backend does not load (${native.reason})`);
+const noNative = requirement(!native.ok, 'the native backend loads here; this checks the fallback without it');
 // CI (CI=true) must run on the native backend: a silent fall back to cpu fails the suite there.
-const expectNative = process.env.CI === 'true' || process.env.MINICPMV_EXPECT_NATIVE === '1';
+const expectNative = requirement(process.env.CI === 'true' || process.env.MINICPMV_EXPECT_NATIVE === '1',
+  'checked only under CI=true or MINICPMV_EXPECT_NATIVE=1');
 
 describe('backend selection', () => {
   it('cpu always loads', async () => {
@@ -55,11 +59,11 @@ describe('backend selection', () => {
     }
   });
 
-  it.runIf(expectNative)('the native backend is installed where CI expects it', () => {
+  it.skipIf(unmet(expectNative))(named('the native backend is installed where CI expects it', expectNative), () => {
     expect(native.ok, native.reason).toBe(true);
   });
 
-  it.runIf(native.ok)('auto picks the native tensorflow backend and really runs kernels there', async () => {
+  it.skipIf(unmet(nativeReq))(named('auto picks the native tensorflow backend and really runs kernels there', nativeReq), async () => {
     const r = await initBackend();
     expect(r.name).toBe('tensorflow');
     expect(tf.getBackend()).toBe('tensorflow');
@@ -72,7 +76,7 @@ describe('backend selection', () => {
     tf.dispose(y);
   });
 
-  it.runIf(!native.ok)('without the native backend, auto falls back to cpu and says why', async () => {
+  it.skipIf(unmet(noNative))(named('without the native backend, auto falls back to cpu and says why', noNative), async () => {
     const r = await initBackend();
     expect(r.name).toBe('cpu');
     expect(describeBackend(r)).toMatch(/native tensorflow backend not used: .+/);
@@ -80,7 +84,7 @@ describe('backend selection', () => {
   });
 });
 
-describe.runIf(native.ok)('tensorflow and cpu agree (rtol 1e-5)', () => {
+describe.skipIf(unmet(nativeReq))(named('tensorflow and cpu agree (rtol 1e-5)', nativeReq), () => {
   type Case = { name: string; run: () => tf.Tensor };
   const A = rand(64 * 96, 1), B = rand(96 * 80, 2), X = rand(4 * 28 * 28 * 3, 3), K = rand(14 * 14 * 3 * 8, 4);
   const cases: Case[] = [

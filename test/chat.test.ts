@@ -1,10 +1,12 @@
 // The chat template, prompt encoding, truncation and output clean-up of the
 // original chat() (SPEC section 6), checked against the real tokenizer.
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { buildPrompt, cleanOutput, encodePrompt, MAX_INPUT_LENGTH, PromptError, TextStreamer } from '../src/model/chat.ts';
-import { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
-import { hasShared, referenceDir } from './helpers/paths.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
+import type { MiniCPMTokenizer } from '../src/tokenizer/tokenizer.ts';
+import { referenceDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const IMG = `<image>${'<unk>'.repeat(64)}</image>\n`;
 
@@ -40,8 +42,12 @@ describe('buildPrompt', () => {
   });
 });
 
-describe.skipIf(!hasShared('reference', 'tokenizer.model'))('with the real tokenizer', () => {
-  const tok = MiniCPMTokenizer.fromFile(path.join(referenceDir, 'tokenizer.model'));
+const realTokenizer = shared('reference', 'tokenizer.model');
+describe.skipIf(unmet(realTokenizer))(named('with the real tokenizer', realTokenizer), () => {
+  let tok: MiniCPMTokenizer;
+  beforeAll(() => {
+    tok = loadTokenizerFile(path.join(referenceDir, 'tokenizer.model'));
+  });
 
   it('encodes the SPEC example to the original 80 ids with image_bound [5, 69]', () => {
     const e = encodePrompt(tok, buildPrompt([{ role: 'user', content: 'What is in the image?' }], 64));

@@ -1,13 +1,12 @@
 // Every user mistake through the real command: exit code 2, one clear line on
 // stderr, no stack trace.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cli } from './helpers/cli.ts';
 import { repoRoot } from './helpers/paths.ts';
 
-const bin = path.join(repoRoot, 'bin', 'minicpmv.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-cli-'));
 const gif = path.join(tmp, 'anim.gif');
 fs.writeFileSync(gif, Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'));
@@ -19,9 +18,9 @@ const badMsgs = path.join(tmp, 'msgs.json');
 fs.writeFileSync(badMsgs, '[{"role": "assistant", "content": "hi"}]');
 const img = path.join(repoRoot, 'examples', 'red_ball.png');
 
-export function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MINICPMV_BACKEND: 'cpu' } });
-  return { code: r.status, stderr: r.stderr.trim(), stdout: r.stdout.trim() };
+function run(...args: string[]) {
+  const r = cli(args);
+  return { code: r.code, stderr: r.stderr.trim(), stdout: r.stdout.trim() };
 }
 
 const CASES: [string, string[], RegExp][] = [
@@ -34,7 +33,7 @@ const CASES: [string, string[], RegExp][] = [
   ['empty image file', ['chat', '--image', empty, '--prompt', 'x'], /empty\.png/],
   ['empty prompt', ['chat', '--image', img, '--prompt', '  '], /--prompt is empty/],
   ['malformed number', ['chat', '--image', img, '--prompt', 'x', '--max-new-tokens', '12abc'], /--max-new-tokens expects a number/],
-  ['non-positive max tokens', ['chat', '--image', img, '--prompt', 'x', '--max-new-tokens', '0'], /--max-new-tokens must be positive/],
+  ['non-positive max tokens', ['chat', '--image', img, '--prompt', 'x', '--max-new-tokens', '0'], /--max-new-tokens must be an integer in 1\.\.1048576, got 0/],
   ['conflicting flags', ['chat', '--image', img, '--prompt', 'x', '--msgs', badMsgs], /either --prompt or --msgs/],
   ['sampling flag without sampling', ['chat', '--image', img, '--prompt', 'x', '--temperature', '0.7'], /only applies to --decode sample/],
   ['bad top-p', ['chat', '--image', img, '--prompt', 'x', '--decode', 'sample', '--top-p', '1.5'], /--top-p must be in \(0, 1\]/],
@@ -52,7 +51,7 @@ const CASES: [string, string[], RegExp][] = [
 
 describe('bad input through the real command', () => {
   it.each(CASES)('%s: exit 2 with one line', (_name, args, pattern) => {
-    const r = cli(...args);
+    const r = run(...args);
     expect(r.code, r.stderr).toBe(2);
     const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^backend: /.test(l) && !/^note: using the bundled/.test(l));
     expect(lines.length, r.stderr).toBe(1);
@@ -62,12 +61,12 @@ describe('bad input through the real command', () => {
 
   it('--help on every command exits 0 and lists its flags', () => {
     for (const c of ['chat', 'tokenize', 'info', 'convert', 'random-weights', 'trace', 'compare']) {
-      const r = cli(c, '--help');
+      const r = run(c, '--help');
       expect(r.code, `${c}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`usage: minicpmv ${c}`));
       expect(r.stdout).toMatch(/--/);
     }
-    const top = cli('--help');
+    const top = run('--help');
     expect(top.code).toBe(0);
     expect(top.stdout).toContain('random-weights');
   });

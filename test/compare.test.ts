@@ -2,11 +2,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CompareError, compareFiles, compareTensors, formatNumber, logitsStats, unravel } from '../src/parity/compare.ts';
+import { CompareError, compareTensors, logitsStats, unravel } from '../src/parity/compare.ts';
+import { compareFiles } from '../src/parity/compare_files.ts';
+import { formatNumber } from '../src/parity/format.ts';
 import { GlobError, compileGlobs, matchKey, modelOrder } from '../src/parity/globs.ts';
 import { DEFAULT_TOLERANCE, STAGE_TOLERANCES, toleranceFor } from '../src/parity/tolerances.ts';
-import { SafetensorsError, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { goldenDir, repoRoot } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
+import { f32, i32 } from './helpers/tensors.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'compare-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -16,11 +21,9 @@ function file(tensors: TensorToWrite[]): string {
   writeSafetensors(p, tensors);
   return p;
 }
-const f32 = (name: string, shape: number[], values: number[]): TensorToWrite => ({ name, dtype: 'F32', shape, data: Float32Array.from(values) });
-const i32 = (name: string, shape: number[], values: number[]): TensorToWrite => ({ name, dtype: 'I32', shape, data: Int32Array.from(values) });
 
 const goldenCase = path.join(goldenDir, 'tiny-a', 'cases', 'a1_grad500x300.safetensors');
-const hasGolden = fs.existsSync(goldenCase);
+const golden = shared('golden', 'tiny-a', 'cases', 'a1_grad500x300.safetensors');
 
 describe('key globs', () => {
   it('* is one dotted segment, ** any number of segments', () => {
@@ -337,7 +340,7 @@ describe('compareFiles', () => {
   });
 });
 
-describe.skipIf(!hasGolden)('golden tiny-a case', () => {
+describe.skipIf(unmet(golden))(named('golden tiny-a case', golden), () => {
   it('compared with itself: every key passes with zero error', () => {
     const r = compareFiles(goldenCase, goldenCase);
     const f = SafetensorsFile.open(goldenCase);

@@ -2,29 +2,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
-import type { CommandIO } from '../src/cli/command.ts';
-import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { runMain } from './helpers/cli.ts';
 import { goldenDir } from './helpers/paths.ts';
+import { f32, i32, writerIn } from './helpers/tensors.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'compare-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function write(name: string, tensors: TensorToWrite[]): string {
-  const p = path.join(tmp, name);
-  writeSafetensors(p, tensors);
-  return p;
-}
-const f32 = (name: string, shape: number[], values: number[]): TensorToWrite => ({ name, dtype: 'F32', shape, data: Float32Array.from(values) });
-const i32 = (name: string, shape: number[], values: number[]): TensorToWrite => ({ name, dtype: 'I32', shape, data: Int32Array.from(values) });
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CommandIO = { out: (s) => out.push(s), err: (s) => err.push(s), isTTY: false };
-  const code = await main(['compare', ...argv], io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const write = writerIn(tmp);
+const run = (...argv: string[]) => runMain(['compare', ...argv]);
 
 const expected = write('expected.safetensors', [
   i32('input_ids', [1, 4], [1, 5, 9, 2]),
@@ -133,7 +120,8 @@ describe('minicpmv compare: exit codes and output', () => {
 });
 
 const goldenCase = path.join(goldenDir, 'tiny-a', 'cases', 'a1_grad500x300.safetensors');
-describe.skipIf(!fs.existsSync(goldenCase))('minicpmv compare on the golden case', () => {
+const golden = shared('golden', 'tiny-a', 'cases', 'a1_grad500x300.safetensors');
+describe.skipIf(unmet(golden))(named('minicpmv compare on the golden case', golden), () => {
   it('the golden file against itself exits 0 with every key PASS', async () => {
     const r = await run(goldenCase, goldenCase);
     expect(r.code).toBe(0);

@@ -3,14 +3,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, expectedTensors, loadConfig, parseConfig, tinyConfigJson } from '../src/config.ts';
+import { ConfigError, expectedTensors, parseConfig, tinyConfigJson } from '../src/config.ts';
+import { loadConfig } from '../src/config_file.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(repoRoot, '..', 'shared');
-const realConfig = path.join(shared, 'reference', 'config.json');
-const realIndex = path.join(shared, 'reference', 'model.safetensors.index.json');
-const tinyDir = path.join(shared, 'golden', 'tiny-a');
+const sharedDir = path.resolve(repoRoot, '..', 'shared');
+const realConfig = path.join(sharedDir, 'reference', 'config.json');
+const realIndex = path.join(sharedDir, 'reference', 'model.safetensors.index.json');
+const tinyDir = path.join(sharedDir, 'golden', 'tiny-a');
+const real = [shared('reference', 'config.json'), shared('reference', 'model.safetensors.index.json')];
+const goldenTiny = shared('golden', 'tiny-a', 'model.safetensors');
 
 function expectConfigError(fn: () => unknown, ...parts: (string | RegExp)[]): void {
   let err: unknown;
@@ -19,7 +23,7 @@ function expectConfigError(fn: () => unknown, ...parts: (string | RegExp)[]): vo
   for (const p of parts) expect((err as Error).message).toMatch(p);
 }
 
-describe.skipIf(!fs.existsSync(realConfig) || !fs.existsSync(realIndex))('real MiniCPM-V v1 config', () => {
+describe.skipIf(unmet(...real))(named('real MiniCPM-V v1 config', ...real), () => {
   it('derives the SPEC sizes and scalings', () => {
     const cfg = loadConfig(realConfig);
     expect(cfg.vision).toEqual({ embedDim: 1152, depth: 27, blocksRun: 26, numHeads: 16, headDim: 72, mlpHidden: 4304,
@@ -50,7 +54,7 @@ describe.skipIf(!fs.existsSync(realConfig) || !fs.existsSync(realIndex))('real M
   });
 });
 
-describe.skipIf(!fs.existsSync(path.join(tinyDir, 'model.safetensors')))('golden tiny-a config', () => {
+describe.skipIf(unmet(goldenTiny))(named('golden tiny-a config', goldenTiny), () => {
   it('expectedTensors equals the keys and shapes of the golden checkpoint', () => {
     const cfg = loadConfig(path.join(tinyDir, 'config.json'));
     expect(cfg.vision.mlpHidden).toBe(358);
@@ -105,12 +109,71 @@ describe('parseConfig', () => {
   it('loadConfig names the file for unreadable or invalid JSON', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-test-'));
     try {
-      expectConfigError(() => loadConfig(path.join(dir, 'missing.json')), 'missing.json', 'ENOENT');
+      expectConfigError(() => loadConfig(path.join(dir, 'missing.json')), 'missing.json', 'does not exist');
+      expectConfigError(() => loadConfig(dir), 'is a directory, not a regular file');
+      expectConfigError(() => loadConfig('/dev/zero'), 'config /dev/zero is a character device, not a regular file');
+      const huge = path.join(dir, 'huge.json');
+      fs.writeFileSync(huge, '');
+      fs.truncateSync(huge, 17 * 2 ** 20); // sparse: no disk used
+      expectConfigError(() => loadConfig(huge), 'huge.json is 17 MiB, more than the 16 MiB');
       const bad = path.join(dir, 'bad.json');
       fs.writeFileSync(bad, '{"hidden_size": 12,');
       expectConfigError(() => loadConfig(bad), 'bad.json', 'not valid JSON');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('config values are range-checked before anything is sized from them', () => {
+  const bad = (overrides: Record<string, unknown>, ...parts: (string | RegExp)[]) => {
+    let err: unknown;
+    try { parseConfig(tinyConfigJson(overrides), 'c.json'); } catch (e) { err = e; }
+    expect(err, JSON.stringify(overrides)).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).not.toContain('\n');
+    for (const p of parts) expect(msg).toMatch(p);
+  };
+
+  it('layer counts: the issue\'s 2147483648 and 50,000,000 fail on their key, LLM and vision alike', () => {
+    bad({ num_hidden_layers: 2147483648 }, 'c.json: "num_hidden_layers" must be an integer in 1..1024, got 2147483648');
+    bad({ num_hidden_layers: 50_000_000 }, '"num_hidden_layers"', '1..1024');
+    bad({ vision_depth: 50_000_000 }, '"vision_depth" must be an integer in 1..1024');
+    bad({ vision_depth: 2147483648 }, '"vision_depth"');
+    expect(expectedTensors(parseConfig(tinyConfigJson({ num_hidden_layers: 1024 }))).length).toBeGreaterThan(9 * 1024);
+  });
+
+  it('image_size is 1..449 with patch 14', () => {
+    for (const v of [2147483648, 10000, 5000, 450, 0, -1, 448.5]) bad({ image_size: v }, '"image_size" must be an integer in 1..449', 'patch 14');
+    for (const v of [1, 13, 14, 448, 449]) expect(parseConfig(tinyConfigJson({ image_size: v })).vision.imageSize).toBe(v);
+  });
+
+  it('norm eps, RoPE base and scales: absurd values are refused', () => {
+    for (const v of [0, -1e-6, 1e-300, 1e-13, 0.5, 1e30]) bad({ rms_norm_eps: v }, '"rms_norm_eps" must be a number in [1e-12, 0.1]');
+    expect(parseConfig(tinyConfigJson({ rms_norm_eps: 1e-12 })).llm.rmsEps).toBe(1e-12);
+    for (const v of [0, 0.5, 1, -10000, 1e300]) bad({ rope_theta: v }, '"rope_theta" must be a number in (1, 10000000000]');
+    expect(parseConfig(tinyConfigJson({ rope_theta: 1e6 })).llm.ropeTheta).toBe(1e6);
+    bad({ scale_emb: 1e300 }, '"scale_emb" must be a number in (0, 1000000]');
+    bad({ dim_model_base: 1e300 }, '"dim_model_base"');
+    bad({ scale_depth: 0 }, '"scale_depth"');
+    bad({ initializer_range: 1e300 }, '"initializer_range"');
+    bad({ max_position_embeddings: 2 ** 40 }, '"max_position_embeddings" must be an integer in 1..2147483647');
+  });
+
+  it('head counts must divide the widths; every MLP has a unit', () => {
+    bad({ num_attention_heads: 3 }, 'not divisible by "num_attention_heads" 3');
+    bad({ num_key_value_heads: 4 }, '"num_attention_heads" 2 is not a multiple of "num_key_value_heads" 4');
+    bad({ vision_num_heads: 5 }, '"vision_embed_dim" 32 is not divisible by "vision_num_heads" 5');
+    const { vision_mlp_hidden_dim: _, ...ratioOnly } = tinyConfigJson({ vision_mlp_ratio: 1e-9 });
+    expectConfigError(() => parseConfig(ratioOnly), 'MLP of int(32 * ratio) = 0 units');
+  });
+
+  it('query_num must let the image fit the 2048-token prompt; no tensor may outgrow a typed array', () => {
+    bad({ query_num: 2116 }, '"query_num" must be an integer in 1..2025');
+    bad({ query_num: 2 ** 40 }, '"query_num"');
+    expect(parseConfig(tinyConfigJson({ query_num: 2025 })).resampler.gridSize).toBe(45);
+    bad({ vocab_size: 2 ** 40 }, 'llm.model.embed_tokens.weight the shape [1099511627776, 128]', 'at most 2147483647');
+    bad({ intermediate_size: 2 ** 30 }, 'mlp.gate_proj.weight');
+    bad({ hidden_size: 2 ** 20 * 128, num_attention_heads: 2 }, 'elements; one tensor can hold at most');
   });
 });

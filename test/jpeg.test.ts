@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeImage, ImageError } from '../src/image/decode.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { fixturesDir, hasShared, sharedDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const DIR = path.join(fixturesDir, 'images');
 const read = (f: string) => new Uint8Array(fs.readFileSync(path.join(DIR, f)));
@@ -136,7 +137,8 @@ describe('Pillow verdicts on damaged variants of the fixtures', () => {
 const CORPUS = path.join(sharedDir, 'jpeg');
 interface CorpusEntry { file: string; pillow: 'ok' | 'error'; expected?: string; error?: string; mode?: string }
 
-describe.skipIf(!hasShared('jpeg', 'manifest.json'))('../shared/jpeg: third-party files (skipped: ../shared/jpeg absent)', () => {
+const corpus = shared('jpeg', 'manifest.json');
+describe.skipIf(unmet(corpus))(named('../shared/jpeg: third-party files', corpus), () => {
   it('every file Pillow opens decodes to its bytes; every file it refuses is refused', () => {
     const entries: CorpusEntry[] = JSON.parse(fs.readFileSync(path.join(CORPUS, 'manifest.json'), 'utf8')).images;
     const counts = { exact: 0, refused: 0 };

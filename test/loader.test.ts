@@ -3,14 +3,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectedTensors, loadConfig, parseConfig, tinyConfigJson, type MiniCPMVConfig } from '../src/config.ts';
+import { expectedTensors, parseConfig, tinyConfigJson, type MiniCPMVConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config_file.ts';
 import { CheckpointError, INDEX_FILE, openCheckpoint } from '../src/weights/checkpoint.ts';
-import { forEachTensor, loadWeights, validateCheckpoint, WeightsError } from '../src/weights/loader.ts';
+import { validateCheckpoint, WeightsError } from '../src/weights/loader.ts';
+import { loadModel } from '../src/model/load.ts';
+import { initBackend } from '../src/backend/index.ts';
 import { writeRandomCheckpoint } from '../src/weights/random.ts';
-import { SafetensorsError, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tinyGolden = path.resolve(repoRoot, '..', 'shared', 'golden', 'tiny-a');
+const goldenTiny = shared('golden', 'tiny-a', 'model.safetensors');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loader-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -25,7 +31,9 @@ beforeAll(() => {
   cfg = loadConfig(configPath);
   writeRandomCheckpoint(configPath, single, { dtype: 'f32', seed: 7 });
   writeRandomCheckpoint(configPath, sharded, { dtype: 'f32', seed: 7, shardBytes: 1_000_000 });
-  good = loadWeights(single).tensors;
+  const ckpt = openCheckpoint(single);
+  good = new Map(ckpt.keys().map((k) => [k, ckpt.readFloat32(k)]));
+  ckpt.close();
 });
 
 /** A single-file checkpoint from `good` with edits; returns its directory. */
@@ -61,33 +69,28 @@ describe('opening checkpoints', () => {
     b.close();
   });
 
-  it('loadWeights returns every expected tensor equal to a direct file read', () => {
-    const { tensors, shapes, cfg: c } = loadWeights(sharded);
-    expect(c.llm.hidden).toBe(128);
-    expect([...tensors.keys()]).toEqual(expectedTensors(cfg).map((t) => t.key));
+  it('loadModel holds every expected tensor equal to a direct file read, in model order', async () => {
+    await initBackend();
+    const model = loadModel(sharded);
+    expect(model.cfg.llm.hidden).toBe(128);
+    expect(model.params.keys().filter((k) => !k.includes('#'))).toEqual(expectedTensors(cfg).map((t) => t.key));
     const f = SafetensorsFile.open(path.join(single, 'model.safetensors'));
     for (const k of f.keys()) {
-      expect(tensors.get(k)).toEqual(f.readFloat32(k));
-      expect(shapes.get(k)).toEqual(f.info(k).shape);
+      const t = model.params.get(k);
+      expect(t.shape).toEqual(f.info(k).shape);
+      expect(t.dataSync()).toEqual(f.readFloat32(k));
     }
     f.close();
+    model.dispose();
   });
 
-  it('forEachTensor streams in the order asked', () => {
-    const ckpt = openCheckpoint(single);
-    const seen: string[] = [];
-    forEachTensor(ckpt, ['llm.model.norm.weight', 'vpm.norm.bias'], (key, data, shape) => {
-      seen.push(key);
-      expect(data.length).toBe(shape.reduce((a, b) => a * b, 1));
-    });
-    expect(seen).toEqual(['llm.model.norm.weight', 'vpm.norm.bias']);
-    ckpt.close();
-  });
-
-  it.skipIf(!fs.existsSync(path.join(tinyGolden, 'model.safetensors')))('golden tiny-a passes the strict loader', () => {
-    const { tensors, cfg: c } = loadWeights(tinyGolden, undefined, { checkFinite: true });
-    expect(tensors.size).toBe(64);
+  it.skipIf(unmet(goldenTiny))(named('golden tiny-a passes the strict loader', goldenTiny), () => {
+    const ckpt = openCheckpoint(tinyGolden);
+    const c = loadConfig(path.join(tinyGolden, 'config.json'));
+    validateCheckpoint(ckpt, c, { checkFinite: true });
+    expect(ckpt.keys().length).toBe(64);
     expect(c.vision.embedDim).toBe(96);
+    ckpt.close();
   });
 });
 
@@ -106,8 +109,10 @@ describe('strict validation reports every problem with key and shapes', () => {
     expect(err.message).toContain('missing llm.model.norm.weight: expected shape [128]');
     expect(err.message).toContain('wrong shape vpm.blocks.1.mlp.fc1.weight: expected [119, 32], checkpoint has [32, 119]');
     expect(err.message).toContain('unexpected vpm.blocks.2.norm1.weight');
+    expect(err.message.split('\n').length).toBe(1);
+    expect((err as WeightsError).details.length).toBe(3);
     ckpt.close();
-    expect(() => loadWeights(dir)).toThrow(WeightsError);
+    expect(() => loadModel(dir)).toThrow(WeightsError);
   });
 
   it('long problem lists are cut after maxListed', () => {
@@ -116,8 +121,10 @@ describe('strict validation reports every problem with key and shapes', () => {
     const n = expectedTensors(cfg).filter((t) => t.role === 'llm').length;
     const err = caught(() => validateCheckpoint(ckpt, cfg, { maxListed: 3 }));
     expect(err.message).toContain(`${n} problem(s)`);
-    expect(err.message).toContain(`... and ${n - 3} more`);
-    expect(err.message.split('\n  - ').length).toBe(4);
+    expect(err.message).toContain(`; and ${n - 3} more (--verbose lists them all)`);
+    expect(err.message.split('; ').length).toBe(4);
+    expect(err.message.split('\n').length).toBe(1);
+    expect((err as WeightsError).details.length).toBe(n);
     ckpt.close();
   });
 
@@ -149,9 +156,9 @@ describe('strict validation reports every problem with key and shapes', () => {
     const err = caught(() => validateCheckpoint(ckpt, cfg, { checkFinite: true }));
     expect(err.message).toContain('llm.model.layers.1.mlp.up_proj.weight: 2 non-finite value(s), first NaN at flat index 77');
     expect(err.message).toContain('resampler.query: 1 non-finite value(s), first -Infinity at flat index 3');
-    const err2 = caught(() => loadWeights(dir, cfg, { checkFinite: true }));
+    const err2 = caught(() => loadModel(dir, { checkFinite: true }));
     expect(err2).toBeInstanceOf(WeightsError);
-    expect(err2.message).toContain('resampler.query');
+    expect((err2 as WeightsError).details.join('\n')).toContain('resampler.query');
     ckpt.close();
   });
 
@@ -179,7 +186,7 @@ describe('broken directories give CheckpointError naming the file', () => {
     const empty = path.join(tmp, 'empty');
     fs.mkdirSync(empty);
     expect(caught(() => openCheckpoint(empty)).message).toMatch(/no checkpoint found .*model\.safetensors\.index\.json/);
-    expect(caught(() => loadWeights(empty)).message).toContain('config.json');
+    expect(caught(() => loadModel(empty)).message).toContain('config.json');
   });
 
   it('missing shard named by the index', () => {

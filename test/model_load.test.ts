@@ -1,19 +1,21 @@
 // Loading: whole model or the vision tower alone, from a checkpoint directory;
-// encodeImage from an image file; clear errors for mismatched checkpoints.
+// encodeImageFile from an image file; clear errors for mismatched checkpoints.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
-import { loadConfig } from '../src/config.ts';
-import { loadModel } from '../src/model/load.ts';
-import { encodeImage, MiniCPMV, type TensorSource } from '../src/model/minicpmv.ts';
+import { loadConfig } from '../src/config_file.ts';
+import { encodeImageFile, loadModel } from '../src/model/load.ts';
+import { MiniCPMV, type TensorSource } from '../src/model/minicpmv.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { expectClose } from './helpers/expect_close.ts';
-import { goldenDir, hasShared } from './helpers/paths.ts';
+import { goldenDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const G = path.join(goldenDir, 'tiny-a');
 
-describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors'))('loading tiny-a', () => {
+const golden = shared('golden', 'tiny-a', 'model.safetensors');
+describe.skipIf(unmet(golden))(named('loading tiny-a', golden), () => {
   let vision: MiniCPMV;
   beforeAll(async () => {
     await initBackend();
@@ -27,11 +29,11 @@ describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors'))('loading ti
     expect(() => vision.llm).toThrow(/vision tower only/);
   });
 
-  it('encodeImage(model, file) gives the golden resampler output as [64, hidden]', () => {
+  it('encodeImageFile(model, file) gives the golden resampler output as [64, hidden]', () => {
     const c = SafetensorsFile.open(path.join(G, 'cases', 'a1_grad500x300.safetensors'));
-    tf.dispose(encodeImage(vision, path.join(G, 'images', 'grad_500x300.png'))); // creates the cached position tables
+    tf.dispose(encodeImageFile(vision, path.join(G, 'images', 'grad_500x300.png'))); // creates the cached position tables
     const before = tf.memory().numTensors;
-    const v = encodeImage(vision, path.join(G, 'images', 'grad_500x300.png'));
+    const v = encodeImageFile(vision, path.join(G, 'images', 'grad_500x300.png'));
     expect(v.shape).toEqual([64, 256]);
     expectClose('resampler', v.dataSync() as Float32Array, c.readFloat32('resampler'), v.shape, c.info('resampler').shape);
     v.dispose();
@@ -43,12 +45,15 @@ describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors'))('loading ti
     const cfg = loadConfig(path.join(G, 'config.json'));
     const f = SafetensorsFile.open(path.join(G, 'model.safetensors'));
     const broken: TensorSource = {
+      dir: 'broken-source',
+      keys: () => f.keys().filter((k) => k !== 'vpm.norm.bias'),
       has: (k) => k !== 'vpm.norm.bias' && f.has(k),
-      info: (k) => (k === 'resampler.query' ? { shape: [32, 256] } : f.info(k)),
+      info: (k) => (k === 'resampler.query' ? { shape: [32, 256], dtype: 'F32' } : f.info(k)),
       readFloat32: (k) => f.readFloat32(k),
     };
-    expect(() => MiniCPMV.fromSource(cfg, broken, { parts: 'vision' }))
-      .toThrow(/missing tensor vpm\.norm\.bias.*tensor resampler\.query has shape \[32,256\], config expects \[64,256\]/);
+    expect(() => MiniCPMV.fromSource(cfg, broken, { parts: 'vision' })).toThrow(new RegExp(
+      '^broken-source: checkpoint does not match the config \\(2 problem\\(s\\)\\): missing vpm\\.norm\\.bias: expected shape \\[96\\]; '
+      + 'wrong shape resampler\\.query: expected \\[64, 256\\], checkpoint has \\[32, 256\\]$'));
     f.close();
   });
 });

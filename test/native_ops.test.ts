@@ -3,8 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
-import { LINEAR_ROWS, loadNativeOps } from '../src/backend/native_ops.ts';
-import { linear } from '../src/layers/linear.ts';
+import { loadNativeOps } from '../src/backend/native_ops.ts';
+import { LINEAR_ROWS, linearRowsNative } from '../src/ops/native_kernels.ts';
+import { linear, linearOps } from '../src/layers/linear.ts';
 import { mulberry32 } from '../src/model/rng.ts';
 import { expectClose } from './helpers/expect_close.ts';
 
@@ -22,8 +23,8 @@ describe.runIf(native.ok)('MiniCPMLinearRows', () => {
     expect(describeBackend(await initBackend('tensorflow'))).toMatch(/decode kernel: native/);
     for (const [R, K, N] of [[1, 2304, 37], [1, 13, 9], [3, 2304, 257], [8, 100, 64], [2, 7, 5]]) {
       const x = tf.tensor2d(rand(R * K, R + K), [R, K]), w = tf.tensor2d(rand(N * K, N), [N, K]);
-      const mine = tf.engine().runKernel(LINEAR_ROWS, { x, w }) as tf.Tensor;
-      const ref = tf.matMul(x, w, false, true);
+      const mine = linearRowsNative(x, w)!;
+      const ref = linearOps(x, w);
       const viaLinear = linear(x, w);
       // Only the summation order differs: K terms of size ~1 leave absolute differences of a few 1e-5.
       expectClose(`R=${R} K=${K} N=${N}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
@@ -46,8 +47,9 @@ describe.runIf(native.ok)('MiniCPMReadTensor', () => {
     const fs = await import('node:fs');
     const os = await import('node:os');
     const path = await import('node:path');
-    const { SafetensorsFile, writeSafetensors } = await import('../src/weights/safetensors.ts');
-    const { readTensorNative } = await import('../src/backend/native_ops.ts');
+    const { SafetensorsFile } = await import('../src/weights/safetensors.ts');
+    const { writeSafetensors } = await import('../src/weights/safetensors_writer.ts');
+    const { readTensorNative } = await import('../src/ops/native_kernels.ts');
     await initBackend('tensorflow');
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'read-')), 'w.safetensors');
     const data = rand(1000 * 37 + 5, 9).map((v, i) => (i % 97 === 0 ? v * 1e4 : v));
@@ -97,12 +99,13 @@ describe.runIf(native.ok)('MiniCPMNorm', () => {
 
 describe.runIf(native.ok)('MiniCPMSoftmax', () => {
   it.runIf(ops?.ok === true)('equals tf.softmax, masked rows included (rtol 1e-5)', async () => {
-    const { softmaxNative } = await import('../src/backend/native_ops.ts');
+    const { softmaxNative } = await import('../src/ops/native_kernels.ts');
+    const { softmaxOps } = await import('../src/layers/attention.ts');
     await initBackend('tensorflow');
     for (const shape of [[1, 16, 64, 1024], [2, 3, 5, 13], [1, 36, 1, 86], [7]]) {
       const n = shape.reduce((a, b) => a * b, 1);
       const x = tf.tensor(rand(n, n % 1000).map((v, i) => (i % 11 === 3 ? -3.4e38 : v * 30)), shape);
-      const mine = softmaxNative(x)!, ref = tf.softmax(x, -1);
+      const mine = softmaxNative(x)!, ref = softmaxOps(x);
       expectClose(`softmax [${shape}]`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
         { rtol: 1e-5, atol: 1e-7 });
       tf.dispose([x, mine, ref]);
@@ -112,12 +115,12 @@ describe.runIf(native.ok)('MiniCPMSoftmax', () => {
 
 describe.runIf(native.ok)('MiniCPMBiasGelu', () => {
   it.runIf(ops?.ok === true)('equals the exact-erf GELU of x + b in TF.js ops (atol 2e-6)', async () => {
-    const { biasGeluNative } = await import('../src/backend/native_ops.ts');
-    const { geluErf } = await import('../src/layers/mlp.ts');
+    const { biasGeluNative } = await import('../src/ops/native_kernels.ts');
+    const { biasGeluOps } = await import('../src/layers/mlp.ts');
     await initBackend('tensorflow');
     for (const [R, D] of [[1024, 358], [3, 13], [1, 4304]]) {
       const x = tf.tensor2d(rand(R * D, R + D).map((v) => v * 6), [R, D]), b = tf.tensor1d(rand(D, D));
-      const mine = biasGeluNative(x, b)!, ref = geluErf(tf.add(x, b));
+      const mine = biasGeluNative(x, b)!, ref = biasGeluOps(x, b);
       // A&S 7.1.26 erf is within 1.5e-7 of erf; GELU scales that by |v|/2 <= 3.5.
       expectClose(`gelu R=${R} D=${D}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
         { rtol: 1e-6, atol: 2e-6 });
@@ -129,7 +132,7 @@ describe.runIf(native.ok)('MiniCPMBiasGelu', () => {
 describe.runIf(native.ok)('MiniCPMRotary', () => {
   it.runIf(ops?.ok === true)('equals the TF.js-op rotary bit for bit', async () => {
     const { applyRotaryOps, rotaryTables } = await import('../src/layers/rotary.ts');
-    const { rotaryNative } = await import('../src/backend/native_ops.ts');
+    const { rotaryNative } = await import('../src/ops/native_kernels.ts');
     await initBackend('tensorflow');
     for (const [B, H, T] of [[1, 36, 1], [3, 4, 1], [1, 2, 80]]) {
       const { cos, sin } = rotaryTables(Array.from({ length: T }, (_, i) => 7 + i * 3), 64, 10000);

@@ -225,6 +225,18 @@ describe.each(backends)('tiny fixtures on %s', (backend) => {
     const a = session.ask(c.msgs[c.msgs.length - 1].content, { maxNewTokens: N }); // original defaults: beam
     expect(a.tokens).toEqual(ints(f, 'beam.ids'));
     expect(session.history).toEqual([...c.msgs, { role: 'assistant', content: c.beam_text }]);
+    expect(a.warnings).toEqual([]);
+    // Past max_position_embeddings the answer is the same (the rotary table extends) and says so.
+    const trained = model.cfg.llm.maxPositions;
+    model.cfg.llm.maxPositions = c.input_ids.length + 1;
+    try {
+      const w = session.reply(c.msgs, { mode: 'greedy', maxNewTokens: N });
+      expect(w.tokens).toEqual(ints(f, 'greedy.ids'));
+      expect(w.warnings).toEqual([expect.stringMatching(
+        new RegExp(`^the conversation reached ${c.input_ids.length + w.tokens.length} positions, past max_position_embeddings ${c.input_ids.length + 1}`))]);
+    } finally {
+      model.cfg.llm.maxPositions = trained;
+    }
     session.dispose();
     expect(tf.memory().numTensors).toBe(before);
     f.close();

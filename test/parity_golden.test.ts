@@ -5,20 +5,22 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, nativeAvailable } from '../src/backend/index.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config_file.ts';
 import { beamSearch, greedy } from '../src/model/generate.ts';
 import { Hooks } from '../src/model/hooks.ts';
 import { MiniCPMV } from '../src/model/minicpmv.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { expectClose } from './helpers/expect_close.ts';
-import { goldenDir, hasShared } from './helpers/paths.ts';
+import { goldenDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const G = path.join(goldenDir, 'tiny-a');
 const CASES = ['a1_grad500x300', 'a2_rings200x150', 'a3_rocket_jpeg'];
 const GENERATION_KEYS = new Set(['greedy.ids', 'greedy.topk_ids', 'greedy.topk_logits', 'beam.ids', 'logits.positions', 'image_bound']);
 const backends = nativeAvailable().ok ? ['tensorflow', 'cpu'] : ['cpu'];
 
-describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors')).each(backends)('golden tiny-a on %s', (backend) => {
+const golden = shared('golden', 'tiny-a', 'model.safetensors');
+describe.skipIf(unmet(golden)).each(backends)(named('golden tiny-a on %s', golden), (backend) => {
   let model: MiniCPMV;
   beforeAll(async () => {
     await initBackend(backend);
@@ -84,13 +86,13 @@ describe.skipIf(!hasShared('golden', 'tiny-a', 'model.safetensors')).each(backen
     const c = openCase(CASES[0]);
     const embeds = tf.tidy(() => model.buildInputsEmbeds(c.ids, c.bounds, [model.encodeImage(c.pixels)]));
     const L = c.ids.length;
-    const full = model.decode(embeds, { logits: 'all' });
+    const full = model.llm.forward(embeds, { logits: 'all' });
     const cache = model.llm.newCache();
     const head = embeds.slice([0, 0, 0], [1, L - 3, -1]) as tf.Tensor3D;
-    tf.dispose(model.decode(head, { cache, logits: 'last' }));
+    tf.dispose(model.llm.forward(head, { cache, logits: 'last' }));
     for (let t = L - 3; t < L; t++) {
       const x = embeds.slice([0, t, 0], [1, 1, -1]) as tf.Tensor3D;
-      const step = model.decode(x, { cache, logits: 'last' });
+      const step = model.llm.forward(x, { cache, logits: 'last' });
       const ref = full.slice([0, t, 0], [1, 1, -1]);
       expectClose(`logits[${t}] with cache`, step.dataSync() as Float32Array, ref.dataSync() as Float32Array,
         step.shape, ref.shape, { rtol: 1e-5, atol: 1e-5 });

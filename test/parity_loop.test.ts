@@ -7,34 +7,28 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
-import type { CommandIO } from '../src/cli/command.ts';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { repoRoot } from './helpers/paths.ts';
+import { named, pytorchReference, unmet } from './helpers/requires.ts';
+import { runMain } from './helpers/cli.ts';
 
 const model = path.join(repoRoot, 'weights', 'tiny');
 const image = path.join(repoRoot, 'examples', 'red_ball.png');
 const prompt = 'What is in the image?';
 const py = path.join(repoRoot, 'reference', '.venv', 'bin', 'python');
-const torchOk = fs.existsSync(py) && spawnSync(py, ['-c', 'import sys; sys.path.insert(0, "reference"); import minicpmv_ref as r; r.import_timm(); import safetensors'],
-  { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 }).status === 0;
+const torch = pytorchReference();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-loop-'));
 
-function capture(): CommandIO & { text: () => string } {
-  const lines: string[] = [];
-  return { out: (s) => lines.push(s), err: (s) => lines.push(s), isTTY: false, text: () => lines.join('\n') };
-}
-
 async function run(...argv: string[]): Promise<{ code: number; text: string }> {
-  const io = capture();
-  const code = await main(argv, io);
-  return { code, text: io.text() };
+  const r = await runMain(argv);
+  return { code: r.code, text: [r.out, r.err].filter(Boolean).join('\n') };
 }
 
 const trace = (out: string, ...extra: string[]) =>
   run('trace', '--model', model, '--image', image, '--prompt', prompt, '--out', out, '--backend', 'cpu', ...extra);
 
-describe.skipIf(!fs.existsSync(path.join(model, 'model.safetensors')))('trace', () => {
+describe('trace', () => {
   const all = path.join(tmp, 'all.safetensors');
   beforeAll(async () => {
     const r = await trace(all, '--new-tokens', '3');
@@ -45,7 +39,7 @@ describe.skipIf(!fs.existsSync(path.join(model, 'model.safetensors')))('trace', 
     const f = SafetensorsFile.open(all);
     const keys = f.keys();
     expect(keys.slice(0, 3)).toEqual(['pixel_values', 'vpm.patch_embed', 'vpm.pos_embed_resampled']);
-    for (const k of ['vpm.blocks.0.attn', 'vpm.blocks.1', 'vpm.norm', 'resampler', 'input_ids', 'inputs_embeds',
+    for (const k of ['vpm.blocks.0.attn', 'vpm.blocks.1', 'vpm.norm', 'resampler.attn.weights', 'resampler', 'input_ids', 'inputs_embeds',
       'llm.model.layers.1.self_attn', 'llm.model.norm', 'logits', 'greedy.ids']) expect(keys).toContain(k);
     expect(keys.indexOf('vpm.norm')).toBeLessThan(keys.indexOf('resampler'));
     expect(keys.indexOf('llm.model.norm')).toBeLessThan(keys.indexOf('logits'));
@@ -96,7 +90,7 @@ describe.skipIf(!fs.existsSync(path.join(model, 'model.safetensors')))('trace', 
   });
 });
 
-describe.skipIf(!torchOk || !fs.existsSync(path.join(model, 'model.safetensors')))('PyTorch dump -> trace -> compare', () => {
+describe.skipIf(unmet(torch))(named('PyTorch dump -> trace -> compare', torch), () => {
   const torchOut = path.join(tmp, 'torch.safetensors');
   const tsOut = path.join(tmp, 'ts.safetensors');
   beforeAll(() => {
@@ -110,6 +104,10 @@ describe.skipIf(!torchOk || !fs.existsSync(path.join(model, 'model.safetensors')
     const r = await run('compare', tsOut, torchOut);
     expect(r.code, r.text).toBe(0);
     expect(r.text).toMatch(/logits/);
+    // The resampler's attention probabilities per head (MHA output 1, average_attn_weights=False) are compared too.
+    const json = JSON.parse((await run('compare', tsOut, torchOut, '--json', '--keys', 'resampler.attn.weights')).text);
+    expect(json.results.map((k: { key: string; shapeA: number[]; pass: boolean }) => [k.key, k.shapeA, k.pass]))
+      .toEqual([['resampler.attn.weights', [1, 1, 64, 1024], true]]);
   });
 
   it('a perturbed weight in layer 1 makes compare fail first at that layer', async () => {

@@ -9,6 +9,7 @@ import { pillowResizeBicubicSlow } from '../src/ops/pillow_resize_slow.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { fixturesDir, goldenDir, hasShared } from './helpers/paths.ts';
 import fs from 'node:fs';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const DIR = path.join(fixturesDir, 'images');
 
@@ -116,7 +117,8 @@ describe('preprocess', () => {
 });
 
 const PRE = path.join(goldenDir, 'preprocess');
-describe.skipIf(!hasShared('golden', 'preprocess'))('golden: original transform on PNGs (bit-exact)', () => {
+const goldenPre = shared('golden', 'preprocess');
+describe.skipIf(unmet(goldenPre))(named('golden: original transform on PNGs (bit-exact)', goldenPre), () => {
   const names = hasShared('golden', 'preprocess') ? fs.readdirSync(PRE).filter((f) => f.endsWith('.png')) : [];
   it.each(names)('%s', (png) => {
     const st = SafetensorsFile.open(path.join(PRE, png.replace(/\.png$/, '.safetensors')));
@@ -128,7 +130,8 @@ describe.skipIf(!hasShared('golden', 'preprocess'))('golden: original transform 
 });
 
 const TINY = path.join(goldenDir, 'tiny-a');
-describe.skipIf(!hasShared('golden', 'tiny-a', 'cases'))('golden tiny-a: pixel_values', () => {
+const goldenCases = shared('golden', 'tiny-a', 'cases');
+describe.skipIf(unmet(goldenCases))(named('golden tiny-a: pixel_values', goldenCases), () => {
   it.each([['grad_500x300.png', 'a1_grad500x300'], ['rings_200x150.png', 'a2_rings200x150']])('%s (bit-exact)', (png, c) => {
     const st = SafetensorsFile.open(path.join(TINY, 'cases', `${c}.safetensors`));
     expect(st.info('pixel_values').shape).toEqual([1, 3, 448, 448]);

@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 import { toleranceFor } from '../src/parity/tolerances.ts';
 import { expectClose } from './helpers/expect_close.ts';
-import { fixturesDir, goldenDir, hasShared, repoRoot } from './helpers/paths.ts';
+import { fixturesDir, goldenDir, repoRoot } from './helpers/paths.ts';
+import { named, pytorchReference, shared, unmet } from './helpers/requires.ts';
 
 const python = path.join(repoRoot, 'reference', '.venv', 'bin', 'python');
 const tiny = path.join(fixturesDir, 'tiny');
@@ -24,14 +25,8 @@ function regenTolerance(key: string, m: Manifest) {
   return { rtol: Math.min(t.rtol, r.rtol), atol: Math.min(t.atol, r.atol) };
 }
 
-/** The venv exists and the reference's imports (torch, timm with its torchvision fallback, ...) load. */
-function referenceImports(): boolean {
-  if (!fs.existsSync(python)) return false;
-  const r = spawnSync(python, ['-c', 'import sys; sys.path.insert(0, "reference"); import minicpmv_ref as r; r.import_timm(); '
-    + 'import safetensors, sentencepiece, PIL'], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
-  return r.status === 0;
-}
-const hasReference = referenceImports();
+const torch = pytorchReference();
+const golden = shared('golden', 'tiny-a', 'manifest.json');
 
 interface CaseMeta { id: string; file: string; image: string; stages: string; msgs: { role: string; content: string }[] }
 interface Manifest {
@@ -53,7 +48,7 @@ function dump(c: CaseMeta, m: Manifest, out: string) {
   fs.writeFileSync(msgs, JSON.stringify(c.msgs));
   return py(['reference/dump_activations.py', '--model', weights, '--image', path.join(tiny, 'images', c.image),
     '--msgs', msgs, '--out', out, '--new-tokens', String(m.run.new_tokens), '--logits-last', '8',
-    '--sample-seed', String(m.run.sample.seed), ...(c.stages === 'all' ? [] : ['--slim'])]);
+    '--sample-seed', String(m.run.sample.seed), '--no-attn-weights', ...(c.stages === 'all' ? [] : ['--slim'])]);
 }
 
 function expectSameTensors(actualPath: string, expectedPath: string, m: Manifest): void {
@@ -77,8 +72,8 @@ function expectSameTensors(actualPath: string, expectedPath: string, m: Manifest
   }
 }
 
-describe.skipIf(!hasReference)('PyTorch reference (reference/.venv)', () => {
-  it.skipIf(!hasShared('golden', 'tiny-a', 'manifest.json'))('reproduces the original code\'s golden data', () => {
+describe.skipIf(unmet(torch))(named('PyTorch reference (reference/.venv)', torch), () => {
+  it.skipIf(unmet(golden))(named('reproduces the original code\'s golden data', golden), () => {
     const r = py(['reference/check_golden.py', '--golden', goldenDir]);
     expect(r.out).toMatch(/check_golden: \d+ passed, 0 failed/);
     expect(r.code, r.out.slice(-4000)).toBe(0);

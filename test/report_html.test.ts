@@ -4,19 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareFiles } from '../src/parity/compare.ts';
+import { compareFiles } from '../src/parity/compare_files.ts';
 import { renderHtml } from '../src/parity/report_html.ts';
-import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
+import { chromium as chromiumReq, findChromium, named, unmet } from './helpers/requires.ts';
+import { f32, writerIn } from './helpers/tensors.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'report-html-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const f32 = (name: string, shape: number[], values: number[]): TensorToWrite => ({ name, dtype: 'F32', shape, data: Float32Array.from(values) });
-function write(name: string, tensors: TensorToWrite[]): string {
-  const p = path.join(tmp, name);
-  writeSafetensors(p, tensors);
-  return p;
-}
+const write = writerIn(tmp);
 
 // Expected: four layers; actual: exact up to layer 1, then drifting; an odd key name to check escaping.
 const layers = [0, 1, 2, 3].map((i) => `llm.model.layers.${i}`);
@@ -57,19 +54,10 @@ describe('HTML report', () => {
   });
 });
 
-/** A Chromium binary on PATH, or undefined (the browser tests then skip). */
-function findChromium(): string | undefined {
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-      const p = path.join(dir, name);
-      if (dir && fs.existsSync(p)) return p;
-    }
-  }
-  return undefined;
-}
 const chromium = findChromium();
+const browser = chromiumReq();
 
-describe.skipIf(!chromium)('HTML report rendered in headless Chromium', () => {
+describe.skipIf(unmet(browser))(named('HTML report rendered in headless Chromium', browser), () => {
   it('the rendered DOM has the table rows, the SVG curve and the highlighted first divergence', () => {
     const file = path.join(tmp, 'report.html');
     fs.writeFileSync(file, html);

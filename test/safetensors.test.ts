@@ -1,13 +1,14 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  SafetensorsError, SafetensorsFile, SafetensorsWriter, writeSafetensors, type TensorToWrite,
-} from '../src/weights/safetensors.ts';
+import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
+import { SafetensorsWriter, writeSafetensors, type TensorToWrite } from '../src/weights/safetensors_writer.ts';
 import { bf16ToF32Value, f16ToF32Table, f32ToBf16Value, f32ToF16Value } from '../src/weights/dtype.ts';
+import { named, shared as sharedReq, unmet } from './helpers/requires.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(repoRoot, '..', 'shared');
@@ -216,7 +217,8 @@ describe('write and read back', () => {
   });
 });
 
-describe.skipIf(!fs.existsSync(tinyModel))('golden tiny-a checkpoint (written by the Python library)', () => {
+const golden = sharedReq('golden', 'tiny-a', 'model.safetensors');
+describe.skipIf(unmet(golden))(named('golden tiny-a checkpoint (written by the Python library)', golden), () => {
   it('reads every tensor equal to an independent DataView parse', () => {
     const f = SafetensorsFile.open(tinyModel);
     expect(f.keys().length).toBe(64);
@@ -241,7 +243,11 @@ describe('bad files give SafetensorsError naming the file and tensor', () => {
   const ok = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
 
   it('missing file, too short, header length past the end, truncated data', () => {
-    expectError(() => SafetensorsFile.open(path.join(tmp, 'nope.safetensors')), 'nope.safetensors', 'ENOENT');
+    expectError(() => SafetensorsFile.open(path.join(tmp, 'nope.safetensors')), 'nope.safetensors', 'does not exist');
+    expectError(() => SafetensorsFile.open('/dev/zero'), '/dev/zero is a character device, not a regular file');
+    const fifo = path.join(tmp, 'pipe.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    expectError(() => SafetensorsFile.open(fifo), 'is a named pipe, not a regular file');
     const short = tmpFile('short');
     fs.writeFileSync(short, Buffer.from([1, 2, 3]));
     expectError(() => SafetensorsFile.open(short), short, 'too short');
@@ -290,5 +296,88 @@ describe('bad files give SafetensorsError naming the file and tensor', () => {
     expectError(() => f.readInt32('big'), '"big" element 1 = 1099511627776 does not fit in int32');
     f.close();
     expectError(() => f.readFloat32('f'), 'closed');
+  });
+});
+
+describe('the reference implementation\'s rules (huggingface/safetensors tensor.rs), not JSON.parse\'s', () => {
+  const f32 = (begin: number, n = 2) => ({ dtype: 'F32', shape: [n], data_offsets: [begin, begin + 4 * n] });
+
+  it('trailing bytes after the last tensor are refused, also in a file without tensors', () => {
+    const p = rawFile({ a: f32(0) }, 12);
+    expectError(() => SafetensorsFile.open(p), p, '4 bytes after the last tensor', 'cover 8 of the 12-byte data section');
+    expectError(() => SafetensorsFile.open(rawFile({}, 8)), '8 bytes after the last tensor');
+    expectError(() => SafetensorsFile.open(rawFile({ __metadata__: { format: 'pt' } }, 1)), '1 bytes after the last tensor');
+  });
+
+  it('gaps between tensors and before the first one are refused', () => {
+    const gap = rawFile({ a: f32(0), b: f32(12) }, 20);
+    expectError(() => SafetensorsFile.open(gap), gap, 'tensor "b" starts at byte 12 but "a" ends at byte 8: a gap of 4 bytes');
+    expectError(() => SafetensorsFile.open(rawFile({ a: f32(4) }, 12)), 'tensor "a" starts at byte 4', 'must start at byte 0');
+  });
+
+  it('a key given twice is refused instead of the last one silently winning', () => {
+    // The campaign's reproducer: a second entry under the same name turns an F32 tensor into F16.
+    const twice = rawFile('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' +
+      '"w":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}', 8);
+    expectError(() => SafetensorsFile.open(twice), twice, 'header has the key "w" twice');
+    const field = rawFile('{"w":{"dtype":"F32","dtype":"F16","shape":[4],"data_offsets":[0,8]}}', 8);
+    expectError(() => SafetensorsFile.open(field), 'tensor "w": header entry has the field "dtype" twice');
+    expectError(() => SafetensorsFile.open(rawFile('{"__metadata__":{"a":"1","a":"2"}}', 0)), '__metadata__ has the key "a" twice');
+    // Escapes are decoded before comparing: "\u0077" is "w".
+    expectError(() => SafetensorsFile.open(rawFile('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' +
+      '"\\u0077":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', 8)), 'the key "w" twice');
+  });
+
+  it('a missing field names the tensor and the field', () => {
+    for (const field of ['dtype', 'shape', 'data_offsets']) {
+      const entry: Record<string, unknown> = { ...f32(0) };
+      delete entry[field];
+      const p = rawFile({ 'llm.lm_head.weight': entry }, 8);
+      expectError(() => SafetensorsFile.open(p), p, `tensor "llm.lm_head.weight": header entry has no "${field}" field`);
+    }
+    expectError(() => SafetensorsFile.open(rawFile({ w: [1, 2] }, 0)), 'tensor "w": header entry must be an object, got [1, 2]');
+  });
+
+  it('sizes are JSON integers: 2.0 and 8e0 are refused as Rust usize refuses them', () => {
+    expectError(() => SafetensorsFile.open(rawFile('{"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}', 8)),
+      'shape [2.0] must be a list of non-negative integers');
+    expectError(() => SafetensorsFile.open(rawFile('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8e0]}}', 8)),
+      'data_offsets [0, 8e0] must be');
+    expectError(() => SafetensorsFile.open(rawFile('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}\ufeff', 8)),
+      'not valid UTF-8 JSON');
+  });
+
+  it('a byte-order mark is refused; JSON whitespace before the brace is accepted, as the reference reader does', () => {
+    const bom = tmpFile('bom');
+    const h = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{}')]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    fs.writeFileSync(bom, Buffer.concat([len, h]));
+    expectError(() => SafetensorsFile.open(bom), bom, 'not valid UTF-8 JSON');
+    // tensor.rs test_whitespace_leading_padded_header: "\x06\0...\0\x09\x0A{}\x0D\x20" loads with no tensor.
+    const lead = tmpFile('lead');
+    fs.writeFileSync(lead, Buffer.from('\x06\0\0\0\0\0\0\0\x09\x0A{}\x0D\x20', 'latin1'));
+    const f = SafetensorsFile.open(lead);
+    expect(f.keys()).toEqual([]);
+    f.close();
+  });
+
+  it('accepts what the reference accepts: empty tensors sharing an offset, scalars, null metadata, any header order', () => {
+    const p = rawFile({
+      __metadata__: null,
+      z: { dtype: 'F32', shape: [] , data_offsets: [8, 12] },
+      e1: { dtype: 'I32', shape: [2, 0], data_offsets: [8, 8] },
+      a: f32(0),
+      e0: { dtype: 'BF16', shape: [0], data_offsets: [0, 0] },
+      extra: { dtype: 'U8', shape: [1], data_offsets: [12, 13], note: 1.5 },
+    }, 13);
+    const f = SafetensorsFile.open(p);
+    expect(f.keys().sort()).toEqual(['a', 'e0', 'e1', 'extra', 'z']);
+    expect(f.info('z').shape).toEqual([]);
+    f.close();
+  });
+
+  it('deep nesting fails as bad JSON, not a stack overflow', () => {
+    expectError(() => SafetensorsFile.open(rawFile(`{"w":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, 0)), 'nesting deeper than');
   });
 });

@@ -1,5 +1,6 @@
 // Tokenizer tests. Expected ids come from outside this code: the golden file (original HF slow tokenizer) and
 // fixtures written by reference/tokenizer_corpus.py with the real `sentencepiece` library. Token ids are exact.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +8,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { mergeSegmentSlow, SentencePieceBpe } from '../src/tokenizer/bpe.ts';
 import { PieceType, parseSentencePieceModel, type SentencePieceModel } from '../src/tokenizer/sentencepiece_model.ts';
 import { MiniCPMTokenizer, TokenizerError } from '../src/tokenizer/tokenizer.ts';
-import { fixturesDir, goldenDir, hasShared, referenceDir } from './helpers/paths.ts';
+import { loadTokenizerFile } from '../src/tokenizer/file.ts';
+import { fixturesDir, goldenDir, referenceDir } from './helpers/paths.ts';
+import { named, shared, unmet } from './helpers/requires.ts';
 
 const FIX = path.join(fixturesDir, 'tokenizer');
 const REAL_MODEL = path.join(referenceDir, 'tokenizer.model');
@@ -45,7 +48,8 @@ function expectAllDecoded(tok: MiniCPMTokenizer, cases: DecodeCase[], what: stri
   expect(bad.length, `${what}: ${bad.length} of ${cases.length} decodes differ\n${bad.slice(0, 5).join('\n')}`).toBe(0);
 }
 
-describe.skipIf(!hasShared('reference', 'tokenizer.model'))('real MiniCPM-V tokenizer.model', () => {
+const realModel = shared('reference', 'tokenizer.model');
+describe.skipIf(unmet(realModel))(named('real MiniCPM-V tokenizer.model', realModel), () => {
   let tok: MiniCPMTokenizer;
   let model: SentencePieceModel;
   beforeAll(() => {
@@ -155,8 +159,8 @@ describe.skipIf(!hasShared('reference', 'tokenizer.model'))('real MiniCPM-V toke
     for (const cut of [bytes.length >> 1, 1000, bytes.length - 3]) {
       const p = path.join(dir, `cut${cut}.model`);
       fs.writeFileSync(p, bytes.subarray(0, cut));
-      expect(() => MiniCPMTokenizer.fromFile(p)).toThrow(TokenizerError);
-      expect(() => MiniCPMTokenizer.fromFile(p)).toThrow(p);
+      expect(() => loadTokenizerFile(p)).toThrow(TokenizerError);
+      expect(() => loadTokenizerFile(p)).toThrow(p);
     }
     fs.rmSync(dir, { recursive: true });
   });
@@ -167,7 +171,7 @@ describe('tiny BPE models trained by reference/tokenizer_corpus.py (no shared da
   const models: TinyModel[] = readJson(path.join(FIX, 'tiny_models.json')).models;
   it.each(models.map((m) => m.model))('%s: ids and 4.36 decodes match sentencepiece', (name: string) => {
     const m = models.find((x) => x.model === name)!;
-    const tok = MiniCPMTokenizer.fromFile(path.join(FIX, name));
+    const tok = loadTokenizerFile(path.join(FIX, name));
     expect([tok.unkId, tok.bosId, tok.eosId, tok.pieceToId('<image>'), tok.pieceToId('</quad>')]).toEqual([0, 1, 2, 5, 12]);
     expectAllEncoded(tok, m.lines, name);
     expectAllDecoded(tok, m.lines.map((l) => ({ ids: l.ids, decoded: l.decoded! })), name);
@@ -219,15 +223,19 @@ describe('bad input gives a TokenizerError with a clear message', () => {
   };
   const expectFileError = (p: string, msg: RegExp) => {
     let err: unknown;
-    try { MiniCPMTokenizer.fromFile(p); } catch (e) { err = e; }
+    try { loadTokenizerFile(p); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(TokenizerError);
     expect((err as Error).message).toContain(p);
     expect((err as Error).message).toMatch(msg);
   };
 
-  it('missing file and directory', () => {
-    expectFileError(path.join(dir, 'nope.model'), /cannot read tokenizer model \(ENOENT\)/);
-    expectFileError(dir, /cannot read tokenizer model \(EISDIR\)/);
+  it('missing file, directory, special files (refused at once: /dev/zero would be read forever, a pipe would block)', () => {
+    expectFileError(path.join(dir, 'nope.model'), /tokenizer model .*nope\.model does not exist/);
+    expectFileError(dir, /tokenizer model .* is a directory, not a regular file/);
+    expectFileError('/dev/zero', /is a character device, not a regular file/);
+    const fifo = path.join(dir, 'pipe.model');
+    execFileSync('mkfifo', [fifo]);
+    expectFileError(fifo, /is a named pipe, not a regular file/);
   });
 
   it('empty, truncated, corrupt and non-protobuf files', () => {
@@ -289,7 +297,7 @@ describe('bad input gives a TokenizerError with a clear message', () => {
   });
 
   it('bad ids and bad text', () => {
-    const tok = MiniCPMTokenizer.fromFile(path.join(FIX, 'tiny_identity.model'));
+    const tok = loadTokenizerFile(path.join(FIX, 'tiny_identity.model'));
     expect(() => tok.decode([1, 700])).toThrow(/token id 700 is outside the vocabulary \[0, 700\)/);
     expect(() => tok.decode([-1])).toThrow(TokenizerError);
     expect(() => tok.decode([1.5])).toThrow(TokenizerError);

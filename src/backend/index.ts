@@ -9,14 +9,17 @@
 // CPUs it is slower than the native backend.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '../tfjs.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import { loadNativeOps, type NativeOps } from './native_ops.ts';
+import { UserError } from '../errors.ts';
 
 export const BACKENDS = ['tensorflow', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-export class BackendError extends Error {}
+export class BackendError extends UserError {}
 
 export interface BackendAttempt {
   name: BackendName;
@@ -44,6 +47,23 @@ function cudaPresent(): boolean {
   return fs.existsSync('/proc/driver/nvidia/version');
 }
 
+/**
+ * Runs `load` with file descriptor 2 pointed at /dev/null (native/quiet.cc), unless MINICPMV_VERBOSE=1:
+ * libtensorflow prints an absl banner and a oneDNN notice there when it loads, whatever
+ * TF_CPP_MIN_LOG_LEVEL says. Where the small addon is not built, the banner shows.
+ */
+function quietly<T>(load: () => T): T {
+  const addon = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'minicpmv_quiet.node');
+  if (process.env.MINICPMV_VERBOSE === '1' || !fs.existsSync(addon)) return load();
+  const quiet = require(addon) as { mute(): number; unmute(fd: number): void };
+  const saved = quiet.mute();
+  try {
+    return load();
+  } finally {
+    quiet.unmute(saved);
+  }
+}
+
 /** Loads tfjs-node (or tfjs-node-gpu) once; it registers the 'tensorflow' backend. */
 function loadNative(): BackendAttempt {
   if (nativeAttempt) return nativeAttempt;
@@ -52,7 +72,7 @@ function loadNative(): BackendAttempt {
   const reasons: string[] = [];
   for (const pkg of candidates) {
     try {
-      require(pkg);
+      quietly(() => require(pkg));
       if (tf.findBackend('tensorflow') === undefined) throw new Error('loaded but registered no tensorflow backend');
       nativeAttempt = { name: 'tensorflow', ok: true, provider: pkg, nativeOps: loadNativeOps() };
       return nativeAttempt;
@@ -61,7 +81,10 @@ function loadNative(): BackendAttempt {
       reasons.push(
         /Cannot find module/.test(msg) && msg.includes(pkg)
           ? `${pkg} is not installed (npm install could not build it; see README "Backends")`
-          : `${pkg} failed to load: ${msg}`,
+          : /tfjs_binding\.node/.test(msg)
+            ? `${pkg} is installed but its native binding was not built (install scripts not run or not allowed?): ` +
+              'run `npm rebuild` in the project (README "Install scripts")'
+            : `${pkg} failed to load: ${msg}`,
       );
     }
   }

@@ -1,29 +1,23 @@
-// The project's own TensorFlow kernel (native/minicpmv_ops.cc), built at
-// install time against tfjs-node's libtensorflow. Loading the addon registers
-// the op `MiniCPMLinearRows` in that TensorFlow runtime; this module then
-// registers a TF.js kernel of the same name for the `tensorflow` backend, which
-// runs it like tfjs-node runs its built-in ops.
+// The project's own TensorFlow ops (native/minicpmv_ops.cc: linear rows, tensor
+// reader, norms, softmax, bias+GELU, rotary), built at install time against
+// tfjs-node's libtensorflow. Loading the addon registers the ops in that
+// TensorFlow runtime; this module then registers a TF.js kernel of the same
+// name for each on the `tensorflow` backend, which runs it like tfjs-node runs
+// its built-in ops. Node-only; the kernel names and the wrappers the layers
+// call are in src/ops/native_kernels.ts, which imports TF.js alone.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '../tfjs.ts';
-
-export const LINEAR_ROWS = 'MiniCPMLinearRows';
-export const READ_TENSOR = 'MiniCPMReadTensor';
-export const NORM = 'MiniCPMNorm';
-export const SOFTMAX = 'MiniCPMSoftmax';
-export const BIAS_GELU = 'MiniCPMBiasGelu';
-export const ROTARY = 'MiniCPMRotary';
-/** Stored dtypes the native reader widens to float32. */
-export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
-/** Most rows the kernel takes (decode steps and beams); more go to MatMul. */
-export const LINEAR_ROWS_MAX = 8;
+import { BIAS_GELU, LINEAR_ROWS, NORM, READ_TENSOR, ROTARY, SOFTMAX } from '../ops/native_kernels.ts';
 
 export interface NativeOps {
   ok: boolean;
   /** e.g. "avx2+fma, 2 threads", or why it is not available. */
   detail: string;
+  /** The kernels registered for the tensorflow backend (empty when not available). */
+  kernels: string[];
 }
 
 const addonPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'minicpmv_ops.node');
@@ -34,7 +28,10 @@ interface KernelBackend {
   binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number };
 }
 
+const registered: string[] = [];
+
 function registerOp(name: string, inputNames: string[], attrTypes: Record<string, 'string' | 'int' | 'float'>): void {
+  registered.push(name);
   tf.registerKernel({
     kernelName: name,
     backendName: 'tensorflow',
@@ -50,8 +47,8 @@ function registerOp(name: string, inputNames: string[], attrTypes: Record<string
 /** Loads the addon once (after tfjs-node) and registers the TF.js kernels. */
 export function loadNativeOps(): NativeOps {
   if (state) return state;
-  if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0' });
-  if (!fs.existsSync(addonPath)) return (state = { ok: false, detail: 'native/ was not built (npm run build:ops)' });
+  if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0', kernels: [] });
+  if (!fs.existsSync(addonPath)) return (state = { ok: false, detail: 'native/ was not built (npm run build:ops)', kernels: [] });
   try {
     // OpenMP's idle threads spin for a while after each parallel region (libgomp: 300,000 polls), taking
     // the cores from the TensorFlow kernel that runs next (measured: prefill 43 -> 36 tok/s), while never
@@ -59,7 +56,7 @@ export function loadNativeOps(): NativeOps {
     // decode ops warm and frees the cores within tens of microseconds. libgomp reads this when it loads.
     if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= '30000';
     const addon = createRequire(import.meta.url)(addonPath) as { registered: boolean; error: string; isa: string; threads: number };
-    if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}` });
+    if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}`, kernels: [] });
     // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
     const S = 'string', I = 'int', F = 'float';
     registerOp(LINEAR_ROWS, ['x', 'w'], {});
@@ -68,56 +65,8 @@ export function loadNativeOps(): NativeOps {
     registerOp(SOFTMAX, ['x'], {});
     registerOp(BIAS_GELU, ['x', 'b'], {});
     registerOp(ROTARY, ['x', 'cos', 'sin'], {});
-    return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads` });
+    return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads`, kernels: registered });
   } catch (e) {
-    return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}` });
+    return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}`, kernels: [] });
   }
-}
-
-/**
- * A float32 tensor read by the native kernel straight from a file (F32, BF16
- * or F16 at a byte offset), or undefined where the kernel is not available.
- */
-export function readTensorNative(file: string, offset: number, count: number, dtype: string, shape: number[]): tf.Tensor | undefined {
-  if (!NATIVE_READ_DTYPES.has(dtype) || tf.getKernel(READ_TENSOR, tf.getBackend()) === undefined) return undefined;
-  return tf.tidy(() => {
-    const flat = tf.engine().runKernel(READ_TENSOR, {}, { path: file, offset, count, dtype } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return flat.reshape(shape);
-  });
-}
-
-/**
- * LayerNorm ('layer', with bias) or MiniCPM's RMSNorm ('rms') over the last
- * dimension in one native pass, or undefined where the kernel is not available.
- */
-export function normNative(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, kind: 'layer' | 'rms', eps: number): tf.Tensor | undefined {
-  if (tf.getKernel(NORM, tf.getBackend()) === undefined) return undefined;
-  return tf.tidy(() => {
-    const D = x.shape[x.rank - 1];
-    const x2 = x.rank === 2 ? x : x.reshape([-1, D]);
-    const y = tf.engine().runKernel(NORM, { x: x2, w, b: b ?? w }, { kind, eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return x.rank === 2 ? y : y.reshape(x.shape);
-  });
-}
-
-/** Softmax over the last dimension in one native pass per row (both cores), or undefined where not available. */
-export function softmaxNative(x: tf.Tensor): tf.Tensor | undefined {
-  if (tf.getKernel(SOFTMAX, tf.getBackend()) === undefined) return undefined;
-  return tf.engine().runKernel(SOFTMAX, { x }) as tf.Tensor;
-}
-
-/** Exact-erf GELU of x + b (x [R, D] or [..., D], b [D]) in one native pass, or undefined where not available. */
-export function biasGeluNative(x: tf.Tensor, b: tf.Tensor): tf.Tensor | undefined {
-  if (tf.getKernel(BIAS_GELU, tf.getBackend()) === undefined) return undefined;
-  return tf.tidy(() => {
-    const D = x.shape[x.rank - 1];
-    const y = tf.engine().runKernel(BIAS_GELU, { x: x.rank === 2 ? x : x.reshape([-1, D]), b }) as tf.Tensor;
-    return x.rank === 2 ? y : y.reshape(x.shape);
-  });
-}
-
-/** x·cos + rotate_half(x)·sin for x [B, H, T, d] in one native pass, or undefined where not available. */
-export function rotaryNative(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D | undefined {
-  if (tf.getKernel(ROTARY, tf.getBackend()) === undefined) return undefined;
-  return tf.engine().runKernel(ROTARY, { x, cos, sin }) as tf.Tensor4D;
 }

@@ -1,8 +1,9 @@
 // A small, strict flag parser: every command declares its flags; anything
 // else (unknown flags, missing values, malformed numbers) is a UsageError,
 // which the CLI prints as one line and exits with code 2.
+import { UserError } from '../errors.ts';
 
-export class UsageError extends Error {}
+export class UsageError extends UserError {}
 
 export type FlagType = 'string' | 'number' | 'int' | 'boolean' | 'list';
 
@@ -11,6 +12,8 @@ export interface FlagSpec {
   /** One-line description for --help. */
   help: string;
   short?: string;
+  /** Other long names (e.g. `temp` for `temperature`, as llama.cpp spells it). */
+  aliases?: readonly string[];
   default?: string | number | boolean;
   /** Allowed values for string flags. */
   choices?: readonly string[];
@@ -31,7 +34,8 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
   if (spec.type === 'number' || spec.type === 'int') {
     const v = raw.trim() === '' ? NaN : Number(raw);
     if (!Number.isFinite(v)) throw new UsageError(`--${name} expects a number, got "${raw}"`);
-    if (spec.type === 'int' && !Number.isInteger(v)) throw new UsageError(`--${name} expects an integer, got "${raw}"`);
+    // Safe integers only: 1e300 is an integer to Number.isInteger, but no count, size or seed.
+    if (spec.type === 'int' && !Number.isSafeInteger(v)) throw new UsageError(`--${name} expects an integer below 2^53, got "${raw}"`);
     return v;
   }
   if (spec.choices && !spec.choices.includes(raw)) {
@@ -44,6 +48,7 @@ export function parseArgs(argv: string[], specs: FlagSpecs, maxPositionals = 0):
   const flags: Record<string, FlagValue> = {};
   const positionals: string[] = [];
   const byShort = new Map(Object.entries(specs).filter(([, s]) => s.short).map(([n, s]) => [s.short!, n]));
+  const byAlias = new Map(Object.entries(specs).flatMap(([n, s]) => (s.aliases ?? []).map((a) => [a, n] as const)));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') {
@@ -55,6 +60,7 @@ export function parseArgs(argv: string[], specs: FlagSpecs, maxPositionals = 0):
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+      name = byAlias.get(name) ?? name;
       inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
     } else if (/^-[A-Za-z]$/.test(arg)) {
       name = byShort.get(arg.slice(1));
@@ -105,7 +111,7 @@ export function parseArgs(argv: string[], specs: FlagSpecs, maxPositionals = 0):
 export function formatFlags(specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const value = s.type === 'boolean' ? '' : ` ${s.metavar ?? (s.choices ? s.choices.join('|') : s.type.toUpperCase())}`;
-    const short = s.short ? `-${s.short}, ` : '';
+    const short = [...(s.short ? [`-${s.short}`] : []), ...(s.aliases ?? []).map((a) => `--${a}`)].map((f) => `${f}, `).join('');
     const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
     return [`  ${short}--${name}${value}`, `${s.help}${def}`];
   });

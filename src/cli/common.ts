@@ -1,16 +1,17 @@
 // Pieces shared by the commands: the --model and --backend flags, loading
-// with progress, reading --msgs files.
-import fs from 'node:fs';
+// with progress, reading --msgs files. TensorFlow is imported only when a
+// command starts a backend, so commands that need none start fast.
 import type { FlagSpecs } from './args.ts';
+import { MiB, readRegularText } from '../files.ts';
 import { InputError, type CommandIO } from './command.ts';
 import { progress } from './progress.ts';
-import { describeBackend, initBackend, type BackendReport } from '../backend/index.ts';
-import { BUNDLED_MODEL_DIR, isBundledModel, loadModel, type LoadModelOptions } from '../model/load.ts';
-import type { MiniCPMV } from '../model/minicpmv.ts';
+import type { BackendReport } from '../backend/index.ts';
+import { BUNDLED_MODEL_DIR, isBundledModel } from '../model/model_dir.ts';
+import type { LoadOptions, MiniCPMV } from '../model/minicpmv.ts';
 import type { ChatMessage } from '../model/chat.ts';
 
 export const MODEL_FLAG: FlagSpecs = {
-  model: { type: 'string', metavar: 'DIR', help: 'checkpoint directory: HF layout or converted (default: the bundled tiny model)' },
+  model: { type: 'string', short: 'm', metavar: 'DIR', help: 'checkpoint directory: HF layout or converted (default: the bundled tiny model)' },
 };
 export const BACKEND_FLAG: FlagSpecs = {
   backend: { type: 'string', metavar: 'NAME', help: 'tensorflow | cpu | auto (default: MINICPMV_BACKEND, else the fastest that loads)' },
@@ -26,12 +27,25 @@ export const BUNDLED_NOTE =
   '(or run `minicpmv convert <dir> <out>` first).';
 
 export async function startBackend(io: CommandIO, name: string | undefined, quiet = false): Promise<BackendReport> {
+  const { describeBackend, initBackend } = await import('../backend/index.ts');
   const r = await initBackend(name);
   if (!quiet) io.err(describeBackend(r));
   return r;
 }
 
-export function loadWithProgress(io: CommandIO, dir: string, opts: LoadModelOptions = {}): { model: MiniCPMV; ms: number } {
+/** The backend as --json outputs report it: which one runs, from which package, and the native ops in use. */
+export function backendJson(r: BackendReport): { name: string; provider: string | null; nativeOps: string[]; fallbackReason: string | null } {
+  const native = r.attempts.find((a) => a.name === 'tensorflow');
+  return {
+    name: r.name,
+    provider: r.name === 'tensorflow' ? native?.provider ?? null : null,
+    nativeOps: r.name === 'tensorflow' ? native?.nativeOps?.kernels ?? [] : [],
+    fallbackReason: r.name === 'tensorflow' ? null : native?.reason ?? (r.requested === 'cpu' ? 'cpu was requested' : null),
+  };
+}
+
+export async function loadWithProgress(io: CommandIO, dir: string, opts: LoadOptions = {}): Promise<{ model: MiniCPMV; ms: number }> {
+  const { loadModel } = await import('../model/load.ts');
   const t0 = performance.now();
   if (isBundledModel(dir)) io.err(BUNDLED_NOTE);
   const bar = progress(io, 'loading weights');
@@ -42,14 +56,12 @@ export function loadWithProgress(io: CommandIO, dir: string, opts: LoadModelOpti
   return { model, ms };
 }
 
-export function readFileText(path: string, what: string): string {
-  if (!fs.existsSync(path)) throw new InputError(`${what} ${path} does not exist`);
-  if (fs.statSync(path).isDirectory()) throw new InputError(`${what} ${path} is a directory`);
-  try {
-    return fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`${what} ${path} cannot be read (${(e as NodeJS.ErrnoException).code})`);
-  }
+/** A conversation or a config is small; a file past this is not one (and would be read whole). */
+export const MAX_TEXT_FILE_BYTES = 64 * MiB;
+
+/** A regular file's text; `what` names the flag ("--msgs file"). Special files and huge files are refused. */
+export function readFileText(path: string, what: string, maxBytes = MAX_TEXT_FILE_BYTES): string {
+  return readRegularText(path, `${what} ${path}`, maxBytes, (m) => new InputError(m));
 }
 
 /** A JSON list of {role, content}; the image goes to the first (user) message. */

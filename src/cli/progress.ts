@@ -21,7 +21,7 @@ export function progress(io: CommandIO, label: string, write: (s: string) => voi
         const width = 28, filled = Math.round(frac * width);
         const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
         const d = detail.length > 40 ? `…${detail.slice(-39)}` : detail;
-        write(`\r${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${d}`.padEnd(100) + (done >= total ? '' : ''));
+        write(`\r${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${d}`.padEnd(100));
       } else {
         const q = Math.floor(frac * 4);
         if (q > lastQuarter) {

@@ -1,7 +1,7 @@
 // Image loading = Pillow's `Image.open(f).convert('RGB')` (README / chat.py of MiniCPM-V v1, SPEC §5).
 // The format comes from the bytes, never the file name. No EXIF rotation (Image.open does not apply it).
 // Every failure is an ImageError naming the file; decoder exceptions are wrapped, never passed through.
-import fs from 'node:fs';
+import { readRegularFile } from '../files.ts';
 import { ImageError, type RgbImage } from './types.ts';
 import { decodePng } from './png.ts';
 import { decodeJpeg } from './jpeg.ts';
@@ -52,48 +52,11 @@ export const MAX_IMAGE_FILE_BYTES = 2 ** 31 - 1;
 
 /**
  * Reads and decodes an image file. Only regular files are read: a directory, a named pipe, a device
- * (/dev/zero, /dev/urandom) or a socket is refused at once, without reading (a pipe is opened
- * non-blocking, so a FIFO with no writer does not hang).
+ * (/dev/zero, /dev/urandom) or a socket is refused at once, without reading (src/files.ts).
  */
 export function loadImage(path: string): RgbImage {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (e) {
-    throw new ImageError(`${path}: cannot read image: ${why(e)}`);
-  }
-  let bytes: Buffer;
-  try {
-    const st = fs.fstatSync(fd);
-    if (st.isDirectory()) throw new ImageError(`${path}: cannot read image: is a directory`);
-    if (!st.isFile()) throw new ImageError(`${path}: cannot read image: not a regular file (${kind(st)}); give an image file`);
-    if (st.size > MAX_IMAGE_FILE_BYTES) {
-      throw new ImageError(`${path}: cannot read image: the file is ${st.size} bytes, more than the ${MAX_IMAGE_FILE_BYTES} this reader accepts`);
-    }
-    bytes = Buffer.allocUnsafe(st.size);
-    let n = 0;
-    for (let got; n < bytes.length && (got = fs.readSync(fd, bytes, n, bytes.length - n, n)) > 0;) n += got;
-    bytes = bytes.subarray(0, n); // a file that shrank while being read
-  } catch (e) {
-    if (e instanceof ImageError) throw e;
-    throw new ImageError(`${path}: cannot read image: ${why(e)}`);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const bytes = readRegularFile(path, `image ${path}`, MAX_IMAGE_FILE_BYTES, (m) => new ImageError(m));
   return decodeImage(bytes, path);
-}
-
-function why(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'file not found';
-  if (code === 'EISDIR') return 'is a directory';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  return (e as Error)?.message ?? String(e);
-}
-
-function kind(st: fs.Stats): string {
-  return st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device'
-    : st.isSocket() ? 'a socket' : 'not a file';
 }
 
 function hex(b: Uint8Array): string {

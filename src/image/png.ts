@@ -203,11 +203,6 @@ class Stream {
   }
 }
 
-/** Reads width/height/depth/colour type the way Image.open does, without decoding pixels. */
-export function readPngHeader(bytes: Uint8Array, source: string): PngHeader {
-  return wrap(source, () => openPng(bytes).header);
-}
-
 function wrap<T>(source: string, f: () => T): T {
   try {
     return f();

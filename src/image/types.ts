@@ -1,13 +1,9 @@
 // Shared image types and limits. `decode.ts` re-exports these; they live here so the per-format
 // decoders (png.ts, jpeg.ts) can use them without an import cycle.
+import { UserError } from '../errors.ts';
 
 /** Any problem reading an image. The message names the file (or "<bytes>") and the problem. */
-export class ImageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ImageError';
-  }
-}
+export class ImageError extends UserError {}
 
 /** 8-bit RGB image, rows top to bottom, HWC interleaved: data[(y*width + x)*3 + c]. */
 export interface RgbImage {

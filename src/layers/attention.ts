@@ -3,13 +3,18 @@
 // `scaleQueryFirst` reproduces nn.MultiheadAttention, which multiplies q by
 // the scale before the product; the LLM and timm's ViT scale the scores.
 import * as tf from '../tfjs.ts';
-import { softmaxNative } from '../backend/native_ops.ts';
+import { softmaxNative } from '../ops/native_kernels.ts';
 
 export interface AttentionOptions {
   scale: number;
   /** Causal mask with the query block ending at the last key (KV cache aware). */
   causal?: boolean;
   scaleQueryFirst?: boolean;
+  /**
+   * Sees the softmax probabilities [B, H, Tq, Tk] (exactly those that weight v) and returns them or a
+   * replacement: how a hook point such as `resampler.attn.weights` reads or patches them.
+   */
+  probs?: (p: tf.Tensor4D) => tf.Tensor4D;
 }
 
 export function scaledDotProductAttention(
@@ -21,9 +26,14 @@ export function scaledDotProductAttention(
       ? tf.matMul(tf.mul(q, opts.scale), k, false, true)
       : tf.mul(tf.matMul(q, k, false, true), opts.scale);
     if (opts.causal && Tq > 1) scores = tf.add(scores, causalMask(Tq, Tk));
-    // The project's native softmax where loaded (src/backend/native_ops.ts), else TF.js's.
-    return tf.matMul(softmaxNative(scores) ?? tf.softmax(scores, -1), v) as tf.Tensor4D;
+    const p = (softmaxNative(scores) ?? softmaxOps(scores)) as tf.Tensor4D;
+    return tf.matMul(opts.probs ? opts.probs(p) : p, v) as tf.Tensor4D;
   });
+}
+
+/** Softmax over the last dimension in TF.js ops (the reference for the native kernel). */
+export function softmaxOps(scores: tf.Tensor): tf.Tensor {
+  return tf.softmax(scores, -1);
 }
 
 /** [Tq, Tk] additive mask: query i (absolute position Tk - Tq + i) sees keys 0..that position. */
@@ -58,17 +68,19 @@ export function attentionSlow(
   return out;
 }
 
-/** [B, T, H*d] -> [B, H, T, d] */
-export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
-  const [B, T, D] = x.shape as [number, number, number];
-  // With one position the transpose moves nothing: a reshape is enough (decode steps).
-  if (T === 1) return x.reshape([B, heads, 1, D / heads]) as tf.Tensor4D;
-  return x.reshape([B, T, heads, D / heads]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+/**
+ * [B, T, H*d] -> [B, H, T, d]. A 2-D [B*T, H*d] input (the decoder's hidden state) needs `batch` = B.
+ * With one position the transpose moves nothing: a reshape is enough (decode steps).
+ */
+export function splitHeads(x: tf.Tensor, heads: number, batch = x.shape[0]): tf.Tensor4D {
+  const D = x.shape[x.rank - 1], d = D / heads, T = x.size / (batch * D);
+  if (T === 1) return x.reshape([batch, heads, 1, d]) as tf.Tensor4D;
+  return x.reshape([batch, T, heads, d]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
 }
 
-/** [B, H, T, d] -> [B, T, H*d] */
-export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
+/** [B, H, T, d] -> [B, T, H*d], or [B*T, H*d] with `flat` (the decoder's 2-D hidden state). */
+export function mergeHeads(x: tf.Tensor4D, flat = false): tf.Tensor {
   const [B, H, T, d] = x.shape;
-  if (T === 1) return x.reshape([B, 1, H * d]) as tf.Tensor3D;
-  return x.transpose([0, 2, 1, 3]).reshape([B, T, H * d]) as tf.Tensor3D;
+  const shape = flat ? [B * T, H * d] : [B, T, H * d];
+  return (T === 1 ? x : x.transpose([0, 2, 1, 3])).reshape(shape);
 }

@@ -1,9 +1,9 @@
 // nn.LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * w + b,
 // with the biased variance, as torch.nn.functional.layer_norm.
-// Where the project's native kernel is loaded (src/backend/native_ops.ts) the
+// Where the project's native kernel is loaded (src/ops/native_kernels.ts) the
 // same formula runs in one pass per row; these TF.js ops are the reference.
 import * as tf from '../tfjs.ts';
-import { normNative } from '../backend/native_ops.ts';
+import { normNative } from '../ops/native_kernels.ts';
 
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
   return normNative(x, weight, bias, 'layer', eps) ?? layerNormOps(x, weight, bias, eps);

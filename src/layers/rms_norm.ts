@@ -2,10 +2,10 @@
 //   var = x.float().pow(2).mean(-1, keepdim=True)
 //   y = (x * torch.rsqrt(var + eps)).to(x.dtype) * weight
 // In fp32 the cast is a no-op; the weight multiplies after the normalization.
-// Where the project's native kernel is loaded (src/backend/native_ops.ts) the
+// Where the project's native kernel is loaded (src/ops/native_kernels.ts) the
 // same formula runs in one pass per row; these TF.js ops are the reference.
 import * as tf from '../tfjs.ts';
-import { normNative } from '../backend/native_ops.ts';
+import { normNative } from '../ops/native_kernels.ts';
 
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
   return normNative(x, weight, undefined, 'rms', eps) ?? rmsNormOps(x, weight, eps);

@@ -3,7 +3,7 @@
 //   inv_freq[k] = 1 / theta^(2k/d), k = 0..d/2-1;  emb = cat(freqs, freqs)
 //   q' = q·cos + rotate_half(q)·sin,  rotate_half(x) = cat(-x[d/2:], x[:d/2])
 import * as tf from '../tfjs.ts';
-import { rotaryNative } from '../backend/native_ops.ts';
+import { rotaryNative } from '../ops/native_kernels.ts';
 
 /** cos/sin tables [positions, headDim] for the given absolute positions. */
 export function rotaryTables(positions: number[], headDim: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {

@@ -6,12 +6,11 @@ import * as tf from '../tfjs.ts';
 import type { RgbImage } from '../image/types.ts';
 import { preprocess } from '../image/preprocess.ts';
 import type { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
-import { beamSearch, greedy, newStats, sample, type GenerationStats } from './generate.ts';
+import { beamSearchSteps, drain, greedySteps, newStats, runSteps, sampleSteps, type DecodeSteps, type GenerationStats, type StepReport } from './generate.ts';
 import type { ImageBound, MiniCPMV } from './minicpmv.ts';
+import { UserError } from '../errors.ts';
 
-export class PromptError extends Error {
-  override name = 'PromptError';
-}
+export class PromptError extends UserError {}
 
 export type Role = 'user' | 'assistant';
 export interface ChatMessage {
@@ -99,6 +98,12 @@ export function encodePrompt(tok: MiniCPMTokenizer, prompt: string, maxInputLeng
   return { ids, bounds, fullLength: all.length, truncated: all.length > ids.length };
 }
 
+/** The message for a prompt over MAX_INPUT_LENGTH ids when truncation is off. */
+export function tooLong(ids: number): string {
+  return `the prompt is ${ids} tokens, longer than the ${MAX_INPUT_LENGTH}-token input limit of the original chat(); ` +
+    'shorten it, or let it keep its first tokens as the original does (--truncate; truncate: true in the library)';
+}
+
 /** `_decode_text`: drop every 0, a leading BOS and a trailing EOS, decode, strip. */
 export function cleanOutput(tok: MiniCPMTokenizer, ids: number[]): string {
   let r = ids.filter((t) => t !== 0);
@@ -125,12 +130,25 @@ export interface ChatReply {
   context: ChatMessage[];
   prompt: EncodedPrompt;
   timings: ChatTimings;
+  /** Things the caller should know about this answer (e.g. positions past the trained context). */
+  warnings: string[];
+  /** True when `signal` stopped the generation early: `tokens` and `answer` are what came before. */
+  stopped: boolean;
 }
 
 export interface AskOptions extends Partial<DecodeOptions> {
   /** Streams the answer text as tokens arrive (greedy and sampling). */
   onText?: (delta: string) => void;
   onToken?: (id: number) => void;
+  /** After every decoding step, what the step chose from (greedy/sampling: the scores; beam search: the beams). */
+  onStep?: (s: StepReport) => void;
+  /**
+   * A prompt longer than MAX_INPUT_LENGTH ids: keep its first ids, as the original chat() does (true, the
+   * default), or refuse it with a PromptError before anything runs (false).
+   */
+  truncate?: boolean;
+  /** Stops the generation after the current step (e.g. on Ctrl-C); the reply then has `stopped: true`. */
+  signal?: { readonly aborted: boolean };
 }
 
 /**
@@ -163,32 +181,71 @@ export class ChatSession {
 
   /** Answers a whole conversation (its last message should be the user's); history becomes that conversation. */
   reply(msgs: ChatMessage[], opts: AskOptions = {}, keepHistory = true): ChatReply {
+    const run = this.start(msgs, opts);
+    return this.finish(run, msgs, drain(run.steps), opts, keepHistory);
+  }
+
+  /** `reply`, letting the event loop run between decoder steps (so a signal from Ctrl-C can stop it). */
+  async replyAsync(msgs: ChatMessage[], opts: AskOptions = {}, keepHistory = true): Promise<ChatReply> {
+    const run = this.start(msgs, opts);
+    return this.finish(run, msgs, await runSteps(run.steps), opts, keepHistory);
+  }
+
+  /** The prompt encoded as `reply` would run it (a PromptError for a too-long one when `truncate` is false). */
+  encode(msgs: ChatMessage[], opts: Pick<AskOptions, 'truncate'> = {}): EncodedPrompt {
+    const prompt = encodePrompt(this.tokenizer, buildPrompt(msgs, this.model.cfg.resampler.numQueries));
+    if (prompt.truncated && opts.truncate === false) throw new PromptError(tooLong(prompt.fullLength));
+    return prompt;
+  }
+
+  private start(msgs: ChatMessage[], opts: AskOptions) {
     const o = { ...ORIGINAL_DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as DecodeOptions & AskOptions;
     const firstEncode = this.vision === null;
-    const prompt = encodePrompt(this.tokenizer, buildPrompt(msgs, this.model.cfg.resampler.numQueries));
+    const prompt = this.encode(msgs, opts);
     const vision = this.encoded();
     const stats: GenerationStats = newStats();
     const embeds = this.model.buildInputsEmbeds(prompt.ids, prompt.bounds, prompt.bounds.map(() => vision));
     const streamer = o.onText ? new TextStreamer(this.tokenizer, o.onText) : undefined;
     const onToken = (id: number) => { o.onToken?.(id); streamer?.push(id); };
-    const common = { maxNewTokens: o.maxNewTokens, eosId: this.tokenizer.eosId, stats, onToken };
-    let tokens: number[];
+    const common = { maxNewTokens: o.maxNewTokens, eosId: this.tokenizer.eosId, stats, onToken, signal: o.signal, onStep: o.onStep };
+    let steps: DecodeSteps;
     try {
-      tokens = o.mode === 'beam'
-        ? beamSearch(this.model.llm, embeds, { ...common, numBeams: o.numBeams, repetitionPenalty: o.repetitionPenalty })
+      steps = o.mode === 'beam'
+        ? beamSearchSteps(this.model.llm, embeds, { ...common, numBeams: o.numBeams, repetitionPenalty: o.repetitionPenalty })
         : o.mode === 'greedy'
-          ? greedy(this.model.llm, embeds, { ...common, repetitionPenalty: opts.repetitionPenalty ?? 1 })
-          : sample(this.model.llm, embeds, { ...common, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
+          ? greedySteps(this.model.llm, embeds, { ...common, repetitionPenalty: opts.repetitionPenalty ?? 1 })
+          : sampleSteps(this.model.llm, embeds, { ...common, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
             repetitionPenalty: opts.repetitionPenalty ?? 1 });
-    } finally {
+    } catch (e) {
       embeds.dispose();
+      throw e;
     }
+    // The embeddings are freed with the run, however it ends (the generator's finally runs on return too).
+    const owned = (function* (): DecodeSteps {
+      try {
+        return yield* steps;
+      } finally {
+        embeds.dispose();
+      }
+    })();
+    return { steps: owned, prompt, stats, firstEncode };
+  }
+
+  private finish(run: ReturnType<ChatSession['start']>, msgs: ChatMessage[], tokens: number[], opts: AskOptions,
+    keepHistory: boolean): ChatReply {
+    const { prompt, stats, firstEncode } = run;
     const answer = cleanOutput(this.tokenizer, tokens);
+    const warnings: string[] = [];
+    const positions = prompt.ids.length + tokens.length, trained = this.model.cfg.llm.maxPositions;
+    if (positions > trained) {
+      warnings.push(`the conversation reached ${positions} positions, past max_position_embeddings ${trained}: the rotary ` +
+        'table extends as the original rebuilds it, but the model was not trained that far');
+    }
     const context = [...msgs, { role: 'assistant' as const, content: answer }];
     if (keepHistory) this.history.splice(0, this.history.length, ...context);
     const rate = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
     return {
-      answer, tokens, context, prompt,
+      answer, tokens, context, prompt, warnings, stopped: opts.signal?.aborted === true,
       timings: {
         imageEncodeMs: firstEncode ? this.imageEncodeMs : 0,
         prefillMs: stats.prefillMs, prefillTokens: stats.prefillTokens, prefillTokPerS: rate(stats.prefillTokens, stats.prefillMs),

@@ -6,10 +6,9 @@
 import * as tf from '../tfjs.ts';
 import type { MiniCPMLlm } from './minicpm_llm.ts';
 import { mulberry32 } from './rng.ts';
+import { UserError } from '../errors.ts';
 
-export class GenerationError extends Error {
-  override name = 'GenerationError';
-}
+export class GenerationError extends UserError {}
 
 export interface CommonOptions {
   maxNewTokens: number;
@@ -18,7 +17,54 @@ export interface CommonOptions {
   onToken?: (id: number) => void;
   /** Filled with wall times when given. */
   stats?: GenerationStats;
+  /** Called after each step's choice with what it was chosen from (for `minicpmv inspect`). */
+  onStep?: (s: StepReport) => void;
+  /** When it reports aborted (an AbortSignal, say), generation stops after the current step and returns what it has. */
+  signal?: { readonly aborted: boolean };
 }
+
+/**
+ * A decoding run as a generator: it yields after every decoder step and returns the new ids. The plain
+ * functions (`greedy`, `sample`, `beamSearch`) run it to the end; an async caller can run the event loop
+ * between steps (so Ctrl-C, streaming to a socket or a UI keep working) with `runSteps`.
+ */
+export type DecodeSteps = Generator<void, number[], void>;
+
+/** Runs a decoding run to its end. */
+export function drain(steps: DecodeSteps): number[] {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Runs a decoding run, letting the event loop run between steps. */
+export async function runSteps(steps: DecodeSteps): Promise<number[]> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A beam-search candidate of one step and what became of it. */
+export interface BeamCandidate {
+  beam: number;
+  token: number;
+  /** Cumulative log-probability (with the repetition penalty) if this token extends `beam`. */
+  score: number;
+  fate: 'continues' | 'finished' | 'dropped';
+}
+
+export type StepReport =
+  /** Greedy and sampling: `scores` is the logits row the token was picked from (after any repetition penalty). */
+  | { kind: 'token'; step: number; scores: Float32Array; id: number }
+  /**
+   * Beam search: the beams and their running scores before the step, the top 2·numBeams candidates in rank
+   * order, and `parents` (new beam b extends old beam parents[b]); `done` when the search stops here.
+   */
+  | { kind: 'beam'; step: number; beams: number[][]; running: Float32Array; candidates: BeamCandidate[]; parents: number[];
+    done: boolean };
 
 export interface GenerationStats {
   prefillMs: number;
@@ -50,16 +96,43 @@ export interface GreedyOptions extends CommonOptions {
   repetitionPenalty?: number;
 }
 
-export function checkCommon(o: CommonOptions): void {
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens <= 0) {
-    throw new GenerationError(`max_new_tokens must be a positive integer, got ${o.maxNewTokens}`);
-  }
-}
+/** Most beams and new tokens accepted: each beam holds a KV cache, and a loop must end. */
+export const MAX_BEAMS = 32;
+export const MAX_NEW_TOKENS = 1 << 20;
 
-export function checkSampling(o: SampleOptions): void {
-  if (!(o.temperature > 0)) throw new GenerationError(`temperature must be > 0 when sampling, got ${o.temperature}`);
-  if (!(o.topP > 0 && o.topP <= 1)) throw new GenerationError(`top_p must be in (0, 1], got ${o.topP}`);
-  if (!Number.isInteger(o.topK) || o.topK < 0) throw new GenerationError(`top_k must be a non-negative integer, got ${o.topK}`);
+/** The decoding options that have a valid range, under the names the original (HF) gives them. */
+export interface DecodeRanges {
+  maxNewTokens?: number;
+  numBeams?: number;
+  repetitionPenalty?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+}
+const HF_NAMES: Record<keyof DecodeRanges, string> = {
+  maxNewTokens: 'max_new_tokens', numBeams: 'num_beams', repetitionPenalty: 'repetition_penalty',
+  temperature: 'temperature', topP: 'top_p', topK: 'top_k', seed: 'seed',
+};
+/** The sampler's PRNG (rng.ts mulberry32) takes a uint32 seed: larger seeds would repeat smaller ones. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * The one check of decoding options (the loops below call it; the CLI calls it before loading weights,
+ * with its flag names). Absent options are not checked.
+ */
+export function checkDecodeOptions(o: DecodeRanges, name: (option: keyof DecodeRanges) => string = (k) => HF_NAMES[k]): void {
+  const rule = (k: keyof DecodeRanges, ok: (v: number) => boolean, what: string) => {
+    const v = o[k];
+    if (v !== undefined && !ok(v)) throw new GenerationError(`${name(k)} must be ${what}, got ${v}`);
+  };
+  rule('maxNewTokens', (v) => Number.isInteger(v) && v > 0 && v <= MAX_NEW_TOKENS, `an integer in 1..${MAX_NEW_TOKENS}`);
+  rule('numBeams', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_BEAMS, `an integer in 1..${MAX_BEAMS}`);
+  rule('repetitionPenalty', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  rule('temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  rule('topP', (v) => v > 0 && v <= 1, 'in (0, 1]');
+  rule('topK', (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
+  rule('seed', (v) => Number.isInteger(v) && v >= 0 && v <= MAX_SEED, `an integer in 0..${MAX_SEED}`);
 }
 
 /** HF RepetitionPenaltyLogitsProcessor on one row, in place: each distinct seen id once. */
@@ -138,10 +211,10 @@ function step(llm: MiniCPMLlm, ids: number[], cache: ReturnType<MiniCPMLlm['newC
 
 /**
  * One token per step from the last logits row (greedy and sampling share it):
- * optional repetition penalty, `pick`, stop on EOS or max_new_tokens.
+ * optional repetition penalty, `pick`, stop on EOS, max_new_tokens or the signal.
  */
-function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { repetitionPenalty?: number },
-  pick: (row: Float32Array) => number): number[] {
+function* decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { repetitionPenalty?: number },
+  pick: (row: Float32Array) => number): DecodeSteps {
   const { cache, row: first } = prefill(llm, embeds, o.stats);
   const out: number[] = [];
   try {
@@ -151,7 +224,10 @@ function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { r
       const id = pick(row);
       out.push(id);
       o.onToken?.(id);
+      o.onStep?.({ kind: 'token', step: out.length, scores: row, id });
       if (id === o.eosId || out.length >= o.maxNewTokens) break;
+      yield;
+      if (o.signal?.aborted) break;
       row = step(llm, [id], cache, o.stats);
     }
     return out;
@@ -161,10 +237,12 @@ function decodeLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: CommonOptions & { r
 }
 
 /** Greedy decoding: argmax at each step (optionally with a repetition penalty on the logits). */
-export function greedy(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] {
-  checkCommon(o);
+export function greedySteps(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): DecodeSteps {
+  checkDecodeOptions(o);
   return decodeLoop(llm, embeds, o, argmax);
 }
+
+export const greedy = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: GreedyOptions): number[] => drain(greedySteps(llm, embeds, o));
 
 /** HF warpers in order: temperature -> top-k -> top-p; then a seeded multinomial draw. */
 export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () => number): number {
@@ -206,12 +284,13 @@ export function sampleFromLogits(row: Float32Array, o: SampleOptions, rand: () =
 }
 
 /** Sampling (the original's `sampling=True`): reproducible for a given seed. */
-export function sample(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): number[] {
-  checkCommon(o);
-  checkSampling(o);
+export function sampleSteps(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): DecodeSteps {
+  checkDecodeOptions(o);
   const rand = mulberry32(o.seed);
   return decodeLoop(llm, embeds, o, (row) => sampleFromLogits(row, o, rand));
 }
+
+export const sample = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: SampleOptions): number[] => drain(sampleSteps(llm, embeds, o));
 
 interface Hypothesis {
   ids: number[];
@@ -221,12 +300,17 @@ interface Hypothesis {
 /**
  * Beam search as transformers 4.36 runs it for chat() (do_sample False,
  * length_penalty 1, early_stopping False); SPEC section 6.1 step by step.
+ * Stopped by the signal, it ends as at max_new_tokens: the running beams join the finished ones.
  */
-export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): number[] {
-  checkCommon(o);
+export function beamSearchSteps(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): DecodeSteps {
+  checkDecodeOptions(o);
+  return beamLoop(llm, embeds, o);
+}
+
+export const beamSearch = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): number[] => drain(beamSearchSteps(llm, embeds, o));
+
+function* beamLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): DecodeSteps {
   const nb = o.numBeams;
-  if (!Number.isInteger(nb) || nb < 1) throw new GenerationError(`num_beams must be a positive integer, got ${nb}`);
-  if (!(o.repetitionPenalty > 0)) throw new GenerationError(`repetition_penalty must be > 0, got ${o.repetitionPenalty}`);
   const lp = o.lengthPenalty ?? 1;
   const { cache: single, row: first } = prefill(llm, embeds, o.stats);
   const V = first.length;
@@ -254,20 +338,28 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
       }
       const cands = topK(flat, 2 * nb);
       const next: { beam: number; token: number; score: number }[] = [];
+      const fates: BeamCandidate['fate'][] = cands.map(() => 'dropped');
       for (let rank = 0; rank < cands.length && next.length < nb; rank++) {
         const beam = Math.floor(cands[rank].index / V), token = cands[rank].index % V, score = cands[rank].value;
         if (token === o.eosId) {
           if (rank >= nb) continue;
           offer({ ids: beams[beam].slice(), score: score / curLen ** lp });
+          fates[rank] = 'finished';
         } else {
           next.push({ beam, token, score });
+          fates[rank] = 'continues';
         }
       }
       const done = finished.length >= nb && worst() >= cands[0].value / curLen ** lp;
+      o.onStep?.({
+        kind: 'beam', step: curLen, beams, running, parents: next.map((n) => n.beam), done: done || curLen >= o.maxNewTokens,
+        candidates: cands.map((c, r) => ({ beam: Math.floor(c.index / V), token: c.index % V, score: c.value, fate: fates[r] })),
+      });
       beams = next.map((n) => [...beams[n.beam], n.token]);
       running = Float32Array.from(next.map((n) => n.score));
       if (done) break;
-      if (curLen >= o.maxNewTokens) {
+      if (curLen < o.maxNewTokens) yield;
+      if (curLen >= o.maxNewTokens || o.signal?.aborted) {
         beams.forEach((ids, b) => offer({ ids, score: running[b] / ids.length ** lp }));
         break;
       }

@@ -8,10 +8,9 @@
 // it) and returns either the tensor or, when patched, the replacement.
 import * as tf from '../tfjs.ts';
 import type { MiniCPMVConfig } from '../config.ts';
+import { UserError } from '../errors.ts';
 
-export class HookError extends Error {
-  override name = 'HookError';
-}
+export class HookError extends UserError {}
 
 export interface HookOptions {
   /** Which keys to record; none recorded when absent. */
@@ -59,17 +58,42 @@ export class Hooks {
 
 /** Every hook point of the model, in execution order. */
 export function hookNames(cfg: MiniCPMVConfig): string[] {
+  return hookPoints(cfg.vision.blocksRun, cfg.llm.numLayers);
+}
+
+function hookPoints(visionBlocks: number, llmLayers: number, index = (i: number) => String(i)): string[] {
   const names = ['pixel_values', 'vpm.patch_embed', 'vpm.pos_embed_resampled'];
-  for (let i = 0; i < cfg.vision.blocksRun; i++) {
-    const b = `vpm.blocks.${i}`;
+  for (let i = 0; i < visionBlocks; i++) {
+    const b = `vpm.blocks.${index(i)}`;
     names.push(`${b}.norm1`, `${b}.attn`, `${b}.norm2`, `${b}.mlp`, b);
   }
-  names.push('vpm.norm', 'resampler.kv_proj', 'resampler.ln_kv', 'resampler.ln_q', 'resampler.attn', 'resampler.ln_post',
-    'resampler', 'input_ids', 'inputs_embeds');
-  for (let i = 0; i < cfg.llm.numLayers; i++) {
-    const l = `llm.model.layers.${i}`;
+  names.push('vpm.norm', 'resampler.kv_proj', 'resampler.ln_kv', 'resampler.ln_q', 'resampler.attn.weights', 'resampler.attn',
+    'resampler.ln_post', 'resampler', 'input_ids', 'inputs_embeds');
+  for (let i = 0; i < llmLayers; i++) {
+    const l = `llm.model.layers.${index(i)}`;
     names.push(`${l}.input_layernorm`, `${l}.self_attn`, `${l}.post_attention_layernorm`, `${l}.mlp`, l);
   }
   names.push('llm.model.norm', 'logits');
   return names;
+}
+
+/** The hook names with `{i}` for a block or layer index, in execution order (any model size). */
+export function hookPatterns(): string[] {
+  return hookPoints(1, 1, () => '{i}');
+}
+
+/**
+ * The hook names in one line, as `trace --help` and the README write them: a block's sub-hooks folded
+ * into `vpm.blocks.{i}[.norm1|.attn|...]`.
+ */
+export function hookSummary(): string {
+  const out: string[] = [];
+  for (const p of hookPatterns()) {
+    const sub = /^(.*\.\{i\})(\..+)$/.exec(p); // a block's sub-hook: [block, .sub]
+    const last = out[out.length - 1];
+    if (sub && last?.startsWith(`${sub[1]}[`)) out[out.length - 1] = `${last.slice(0, -1)}|${sub[2]}]`;
+    else if (sub) out.push(`${sub[1]}[${sub[2]}]`);
+    else if (!last?.startsWith(`${p}[`)) out.push(p); // (a block itself is already named with its sub-hooks)
+  }
+  return out.join(', ');
 }

@@ -1,57 +1,32 @@
-// Loading a model directory: an HF checkpoint (sharded or single file) or the
-// converted layout, with its config.json and (optionally) tokenizer.model.
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadConfig, type MiniCPMVConfig } from '../config.ts';
-import { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
+// Loading a model directory into TF.js tensors (model_dir.ts finds and checks the directory), and
+// encoding an image file with a loaded model.
+import { loadImage } from '../image/decode.ts';
+import { preprocess } from '../image/preprocess.ts';
+import type { RgbImage } from '../image/types.ts';
+import * as tf from '../tfjs.ts';
 import { openCheckpoint } from '../weights/checkpoint.ts';
-import { validateCheckpoint } from '../weights/loader.ts';
-import { MiniCPMV, type ModelParts } from './minicpmv.ts';
+import { MiniCPMV, type LoadOptions } from './minicpmv.ts';
+import { loadModelConfig } from './model_dir.ts';
 
-export class ModelDirError extends Error {
-  override name = 'ModelDirError';
-}
+export { BUNDLED_MODEL_DIR, checkModelDir, isBundledModel, loadModelConfig, loadTokenizer, ModelDirError } from './model_dir.ts';
 
-/** The tiny random-weight model that ships in the repository (weights/tiny). */
-export const BUNDLED_MODEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'weights', 'tiny');
-
-export function isBundledModel(dir: string): boolean {
-  return path.resolve(dir) === BUNDLED_MODEL_DIR;
-}
-
-export function checkModelDir(dir: string): void {
-  if (!fs.existsSync(dir)) throw new ModelDirError(`model directory ${dir} does not exist`);
-  if (!fs.statSync(dir).isDirectory()) throw new ModelDirError(`--model ${dir} is not a directory`);
-  if (!fs.existsSync(path.join(dir, 'config.json'))) throw new ModelDirError(`${dir} has no config.json (is it a MiniCPM-V checkpoint directory?)`);
-}
-
-export function loadModelConfig(dir: string): MiniCPMVConfig {
-  checkModelDir(dir);
-  return loadConfig(path.join(dir, 'config.json'));
-}
-
-export interface LoadModelOptions {
-  parts?: ModelParts;
-  onProgress?: (done: number, total: number, key: string) => void;
-  /** Reject NaN/Inf in weights (reads every tensor once more). */
-  checkFinite?: boolean;
-}
-
-export function loadModel(dir: string, opts: LoadModelOptions = {}): MiniCPMV {
+/** Loads a checkpoint directory (HF sharded, HF single file or converted) with its config.json. */
+export function loadModel(dir: string, opts: LoadOptions = {}): MiniCPMV {
   const cfg = loadModelConfig(dir);
   const ckpt = openCheckpoint(dir);
   try {
-    validateCheckpoint(ckpt, cfg, { checkFinite: opts.checkFinite });
-    return MiniCPMV.fromSource(cfg, ckpt, { parts: opts.parts, onProgress: opts.onProgress });
+    return MiniCPMV.fromSource(cfg, ckpt, opts);
   } finally {
     ckpt.close();
   }
 }
 
-export function loadTokenizer(dir: string): MiniCPMTokenizer {
-  checkModelDir(dir);
-  const file = path.join(dir, 'tokenizer.model');
-  if (!fs.existsSync(file)) throw new ModelDirError(`${dir} has no tokenizer.model`);
-  return MiniCPMTokenizer.fromFile(file);
+/**
+ * From an image (decoded, or a file) to the vision tokens the language model reads: Pillow-exact
+ * preprocessing, `vpm`, `resampler`. Returns [numQueries, hidden]; the caller disposes it.
+ */
+export function encodeImageFile(model: MiniCPMV, image: RgbImage | string): tf.Tensor2D {
+  const img = typeof image === 'string' ? loadImage(image) : image;
+  const pixels = preprocess(img, model.cfg.vision.imageSize);
+  return tf.tidy(() => model.encodeImage(pixels).squeeze([0]) as tf.Tensor2D);
 }

@@ -2,37 +2,24 @@
 // into the token embeddings -> `llm` (MiniCPM decoder). modeling_minicpmv.py
 // `MiniCPMV.get_vision_embedding` / `get_vllm_embedding`.
 import * as tf from '../tfjs.ts';
-import type { MiniCPMVConfig } from '../config.ts';
-import { expectedTensors } from '../config.ts';
-import { loadImage } from '../image/decode.ts';
-import { preprocess } from '../image/preprocess.ts';
-import type { RgbImage } from '../image/types.ts';
-import { readTensorNative } from '../backend/native_ops.ts';
+import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
+import { readTensorNative } from '../ops/native_kernels.ts';
+import { ShapeError } from '../errors.ts';
+import { validateCheckpoint, WeightsError, type ModelParts, type TensorSource } from '../weights/loader.ts';
 import { Hooks } from './hooks.ts';
-import { KVCache, MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
+import { MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
 import { ParamStore } from './params.ts';
 import { Resampler } from './resampler.ts';
 import { SiglipVit } from './siglip_vit.ts';
 
-/** Anything that yields float32 tensors by checkpoint key (a safetensors file, a sharded checkpoint). */
-export interface TensorSource {
-  has(key: string): boolean;
-  info(key: string): { shape: number[] };
-  readFloat32(key: string): Float32Array;
-  /** Optional: where the tensor's bytes are, so the native reader can load it without JavaScript. */
-  location?(key: string): { file: string; offset: number; dtype: string; count: number };
-}
-
-export type ModelParts = 'all' | 'vision';
-
-export class ModelLoadError extends Error {
-  override name = 'LoaderError';
-}
+export type { ModelParts, TensorSource };
 
 export interface LoadOptions {
   /** 'vision' loads `vpm.*` and `resampler.*` only. */
   parts?: ModelParts;
   onProgress?: (done: number, total: number, key: string) => void;
+  /** Reject NaN/Inf in weights (reads every tensor once more). */
+  checkFinite?: boolean;
 }
 
 /** An image's span of `<unk>` rows in the prompt: [start, end). */
@@ -65,8 +52,6 @@ function uploadNow(t: tf.Tensor): void {
   if (tf.getBackend() === 'tensorflow' && typeof backend.getInputTensorIds === 'function') backend.getInputTensorIds([t]);
 }
 
-export type ActivationCache = Map<string, { shape: number[]; data: Float32Array | Int32Array }>;
-
 export class MiniCPMV {
   readonly vpm: SiglipVit;
   readonly resampler: Resampler;
@@ -79,7 +64,7 @@ export class MiniCPMV {
   }
 
   get llm(): MiniCPMLlm {
-    if (!this._llm) throw new ModelLoadError('this model was loaded with the vision tower only (parts: "vision")');
+    if (!this._llm) throw new WeightsError('this model was loaded with the vision tower only (parts: "vision")');
     return this._llm;
   }
 
@@ -88,24 +73,13 @@ export class MiniCPMV {
   }
 
   /**
-   * Uploads the expected tensors one at a time (each Float32Array is dropped
-   * once TF.js holds its copy), checking every key and shape against the config.
+   * Checks the source against the config (weights/loader.ts `validateCheckpoint`, the one check), then
+   * uploads the expected tensors one at a time (each Float32Array is dropped once TF.js holds its copy).
    */
   static fromSource(cfg: MiniCPMVConfig, source: TensorSource, opts: LoadOptions = {}): MiniCPMV {
     const parts = opts.parts ?? 'all';
+    validateCheckpoint(source, cfg, { parts, checkFinite: opts.checkFinite });
     const wanted = expectedTensors(cfg).filter((t) => parts === 'all' || t.role !== 'llm');
-    const problems: string[] = [];
-    for (const t of wanted) {
-      if (!source.has(t.key)) problems.push(`missing tensor ${t.key} (expected shape [${t.shape}])`);
-      else {
-        const shape = source.info(t.key).shape;
-        if (!tf.util.arraysEqual(shape, t.shape)) problems.push(`tensor ${t.key} has shape [${shape}], config expects [${t.shape}]`);
-      }
-    }
-    if (problems.length) {
-      const more = problems.length > 8 ? `; and ${problems.length - 8} more` : '';
-      throw new ModelLoadError(`checkpoint does not match config: ${problems.slice(0, 8).join('; ')}${more}`);
-    }
     const tensors = new Map<string, tf.Tensor>();
     try {
       wanted.forEach((t, i) => {
@@ -129,7 +103,7 @@ export class MiniCPMV {
   encodeImage(pixelValues: Float32Array | tf.Tensor, hooks: Hooks = Hooks.none()): tf.Tensor3D {
     const S = this.cfg.vision.imageSize;
     if (!(pixelValues instanceof tf.Tensor) && pixelValues.length !== 3 * S * S) {
-      throw new Error(`encodeImage: expected ${3 * S * S} pixel values (CHW [3, ${S}, ${S}]), got ${pixelValues.length}`);
+      throw new ShapeError(`encodeImage: expected ${3 * S * S} pixel values (CHW [3, ${S}, ${S}]), got ${pixelValues.length}`);
     }
     return tf.tidy(() => {
       const px = (pixelValues instanceof tf.Tensor ? pixelValues : tf.tensor(pixelValues)).reshape([1, 3, S, S]) as tf.Tensor4D;
@@ -142,7 +116,7 @@ export class MiniCPMV {
    * written over the `<unk>` rows [start, end) WITHOUT the scale. [1, L, D]
    */
   buildInputsEmbeds(ids: number[], bounds: ImageBound[], images: tf.Tensor3D[]): tf.Tensor3D {
-    if (bounds.length !== images.length) throw new Error(`${bounds.length} image spans but ${images.length} images`);
+    if (bounds.length !== images.length) throw new ShapeError(`${bounds.length} image spans but ${images.length} images`);
     return tf.tidy(() => {
       const E = this.llm.embed(ids);
       if (!bounds.length) return E;
@@ -152,7 +126,7 @@ export class MiniCPMV {
       bounds.forEach((b, i) => {
         const rows = images[i].reshape([1, -1, D]);
         if (rows.shape[1] !== b.end - b.start) {
-          throw new Error(`image span [${b.start}, ${b.end}) holds ${b.end - b.start} rows but the image gives ${rows.shape[1]}`);
+          throw new ShapeError(`image span [${b.start}, ${b.end}) holds ${b.end - b.start} rows but the image gives ${rows.shape[1]}`);
         }
         if (b.start > at) pieces.push(E.slice([0, at, 0], [1, b.start - at, D]));
         pieces.push(rows);
@@ -163,11 +137,6 @@ export class MiniCPMV {
     });
   }
 
-  /** Runs the decoder; see MiniCPMLlm.forward. */
-  decode(inputsEmbeds: tf.Tensor3D, opts: { cache?: KVCache; logits?: LogitsMode; hooks?: Hooks } = {}): tf.Tensor3D {
-    return this.llm.forward(inputsEmbeds, opts);
-  }
-
   /**
    * One forward pass over a prompt, with hook points: the typed entry point
    * behind `trace`. Returns the logits ('all': [1, L, V]) or the final
@@ -175,7 +144,7 @@ export class MiniCPMV {
    */
   run(input: RunInput): tf.Tensor3D {
     const hooks = input.hooks ?? Hooks.none();
-    return tf.tidy(() => this.decode(this.promptEmbeds(input, hooks), { hooks, logits: input.logits ?? 'all' }));
+    return tf.tidy(() => this.llm.forward(this.promptEmbeds(input, hooks), { hooks, logits: input.logits ?? 'all' }));
   }
 
   /**
@@ -185,27 +154,12 @@ export class MiniCPMV {
    */
   promptEmbeds(input: Omit<RunInput, 'hooks' | 'logits'>, hooks: Hooks = Hooks.none()): tf.Tensor3D {
     const bounds = input.imageBounds ?? [];
-    if (bounds.length && !input.pixelValues) throw new Error('image spans given but no pixel values');
+    if (bounds.length && !input.pixelValues) throw new ShapeError('image spans given but no pixel values');
     return tf.tidy(() => {
       const vision = input.pixelValues && bounds.length ? this.encodeImage(input.pixelValues, hooks) : undefined;
       const ids = hooks.emit('input_ids', tf.tensor2d(input.inputIds, [1, input.inputIds.length], 'int32'));
       return this.buildInputsEmbeds(Array.from(ids.dataSync()), bounds, bounds.map(() => vision!));
     });
-  }
-
-  /**
-   * `run` with every selected activation copied out (TransformerLens's
-   * run_with_cache): key -> { shape, data }. Fine for small models; for the
-   * full-size one prefer `minicpmv trace`, which streams to disk.
-   */
-  runWithCache(input: Omit<RunInput, 'hooks'> & { select?: (key: string) => boolean }): ActivationCache {
-    const cache: ActivationCache = new Map();
-    const hooks = new Hooks({
-      select: input.select ?? (() => true),
-      onActivation: (k, t) => cache.set(k, { shape: [...t.shape], data: t.dataSync().slice() as Float32Array | Int32Array }),
-    });
-    tf.dispose(this.run({ ...input, hooks }));
-    return cache;
   }
 
   /** Float32 bytes held by the weights. */
@@ -218,15 +172,4 @@ export class MiniCPMV {
     this.resampler.dispose();
     this.params.dispose();
   }
-}
-
-/**
- * From an image to the vision tokens the language model reads:
- * Pillow-exact preprocessing, `vpm`, `resampler`. Returns [numQueries, hidden];
- * the caller disposes it.
- */
-export function encodeImage(model: MiniCPMV, image: RgbImage | string): tf.Tensor2D {
-  const img = typeof image === 'string' ? loadImage(image) : image;
-  const pixels = preprocess(img, model.cfg.vision.imageSize);
-  return tf.tidy(() => model.encodeImage(pixels).squeeze([0]) as tf.Tensor2D);
 }

@@ -15,12 +15,10 @@ export class ParamStore {
     return this.tensors.has(key);
   }
 
-  get<T extends tf.Tensor = tf.Tensor>(key: string, shape?: readonly number[]): T {
+  /** The tensor of a checkpoint key (keys and shapes were checked at load by weights/loader.ts). */
+  get<T extends tf.Tensor = tf.Tensor>(key: string): T {
     const t = this.tensors.get(key);
     if (!t) throw new ParamError(`missing parameter "${key}"`);
-    if (shape && !tf.util.arraysEqual(t.shape, shape as number[])) {
-      throw new ParamError(`parameter "${key}" has shape [${t.shape}], expected [${shape}]`);
-    }
     return t as T;
   }
 
@@ -29,11 +27,6 @@ export class ParamStore {
     const old = this.tensors.get(key);
     if (old && old !== t) old.dispose();
     this.tensors.set(key, t);
-  }
-
-  delete(key: string): void {
-    this.tensors.get(key)?.dispose();
-    this.tensors.delete(key);
   }
 
   keys(): string[] {
@@ -62,7 +55,7 @@ export class Scope {
   scope(name: string | number): Scope {
     return new Scope(this.store, `${this.prefix}.${name}`);
   }
-  get<T extends tf.Tensor = tf.Tensor>(name: string, shape?: readonly number[]): T {
-    return this.store.get<T>(`${this.prefix}.${name}`, shape);
+  get<T extends tf.Tensor = tf.Tensor>(name: string): T {
+    return this.store.get<T>(`${this.prefix}.${name}`);
   }
 }

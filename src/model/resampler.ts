@@ -11,6 +11,7 @@ import { mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/att
 import { layerNorm } from '../layers/layer_norm.ts';
 import { linear } from '../layers/linear.ts';
 import { resizeBicubic } from '../ops/bicubic.ts';
+import { ShapeError } from '../errors.ts';
 import { Hooks } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
@@ -20,13 +21,6 @@ export class Resampler {
 
   constructor(store: ParamStore, readonly cfg: ResamplerConfig) {
     this.p = store.scope('resampler');
-    const D = cfg.embedDim, Q = cfg.numQueries;
-    this.p.get('query', [Q, D]);
-    this.p.get('pos_embed', [Q, D]);
-    // resampler.py: kv_proj is nn.Identity when kv_dim == embed_dim (no weight in the checkpoint).
-    if (cfg.kvDim !== D) this.p.get('kv_proj.weight', [D, cfg.kvDim]);
-    this.p.get('attn.in_proj_weight', [3 * D, D]);
-    this.p.get('proj', [D, D]);
   }
 
   /** Key position table [L, D] (resampler.py `get_abs_pos`); cached, owned here. */
@@ -34,7 +28,7 @@ export class Resampler {
     let pos = this.posCache.get(L);
     if (!pos) {
       const src = this.cfg.gridSize, tgt = Math.floor(Math.sqrt(L)), D = this.cfg.embedDim;
-      if (tgt * tgt !== L) throw new Error(`resampler: ${L} vision tokens do not form a square grid`);
+      if (tgt * tgt !== L) throw new ShapeError(`resampler: ${L} vision tokens do not form a square grid`);
       const table = this.p.get<tf.Tensor2D>('pos_embed');
       pos = tf.tidy(() =>
         src === tgt ? table.clone() : (resizeBicubic(table.reshape([src, src, D]), tgt, tgt, 'plain').reshape([L, D]) as tf.Tensor2D),
@@ -48,9 +42,11 @@ export class Resampler {
   forward(x: tf.Tensor3D, hooks: Hooks = Hooks.none()): tf.Tensor3D {
     const { embedDim: D, numHeads, eps } = this.cfg;
     const p = this.p;
+    const [B, L, Dkv] = x.shape;
+    if (x.rank !== 3 || B !== 1 || Dkv !== this.cfg.kvDim) {
+      throw new ShapeError(`resampler: expected [1, L, ${this.cfg.kvDim}] (one image at a time), got [${x.shape}]`);
+    }
     return tf.tidy(() => {
-      const [B, L] = x.shape;
-      if (B !== 1) throw new Error('resampler: one image at a time (batch 1)');
       const posK = this.keyPosFor(L);
       const kv = hooks.emit('resampler.ln_kv', layerNorm(
         hooks.emit('resampler.kv_proj', this.cfg.kvDim === D ? x : linear(x, p.get('kv_proj.weight'))),
@@ -66,8 +62,12 @@ export class Resampler {
       const Vp = linear(kv, wv, bv).expandDims(0); // [1, L, D]
       const headDim = D / numHeads;
       // subtle: MHA scales q by 1/sqrt(head_dim) BEFORE q kᵀ (need_weights=True path).
+      // `resampler.attn.weights`: the softmax probabilities per head, [1, heads, Q, L] (MHA's second output
+      // with average_attn_weights=False); only built into a hook call when selected.
+      const probs = hooks.active('resampler.attn.weights')
+        ? (w: tf.Tensor4D) => hooks.emit('resampler.attn.weights', w) : undefined;
       const o = mergeHeads(scaledDotProductAttention(splitHeads(Qp, numHeads), splitHeads(Kp, numHeads),
-        splitHeads(Vp, numHeads), { scale: Math.sqrt(1 / headDim), scaleQueryFirst: true }));
+        splitHeads(Vp, numHeads), { scale: Math.sqrt(1 / headDim), scaleQueryFirst: true, probs }));
       const attn = linear(o, p.get('attn.out_proj.weight'), p.get('attn.out_proj.bias')); // [1, Q, D]
       // PyTorch's MHA is sequence-first: its output [0] is [Q, 1, D].
       const attnSeqFirst = hooks.emit('resampler.attn', attn.reshape([-1, 1, D]) as tf.Tensor3D);

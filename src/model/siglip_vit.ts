@@ -11,6 +11,7 @@ import { linear } from '../layers/linear.ts';
 import { vitMlp } from '../layers/mlp.ts';
 import { convKernelOIHWtoHWIO, patchEmbed } from '../layers/patch_embed.ts';
 import { resizeBicubic } from '../ops/bicubic.ts';
+import { ShapeError } from '../errors.ts';
 import { Hooks } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
@@ -22,16 +23,8 @@ export class SiglipVit {
 
   constructor(private readonly store: ParamStore, readonly cfg: VisionConfig) {
     this.p = store.scope('vpm');
-    const C = cfg.embedDim, P = cfg.patchSize;
-    // OIHW [C, 3, P, P] -> HWIO [P, P, 3, C], once.
-    store.setDerived(KERNEL_HWIO, convKernelOIHWtoHWIO(this.p.get<tf.Tensor4D>('patch_embed.proj.weight', [C, 3, P, P])));
-    for (let i = 0; i < cfg.blocksRun; i++) this.checkBlock(i);
-  }
-
-  private checkBlock(i: number): void {
-    const b = this.p.scope('blocks').scope(i), C = this.cfg.embedDim, M = this.cfg.mlpHidden;
-    b.get('norm1.weight', [C]); b.get('attn.qkv.weight', [3 * C, C]); b.get('attn.proj.weight', [C, C]);
-    b.get('mlp.fc1.weight', [M, C]); b.get('mlp.fc2.weight', [C, M]);
+    // OIHW [C, 3, P, P] -> HWIO [P, P, 3, C], once. (Keys and shapes were checked by weights/loader.ts.)
+    store.setDerived(KERNEL_HWIO, convKernelOIHWtoHWIO(this.p.get<tf.Tensor4D>('patch_embed.proj.weight')));
   }
 
   /**
@@ -44,7 +37,7 @@ export class SiglipVit {
     let pos = this.posCache.get(key);
     if (!pos) {
       const G = this.cfg.posGrid, C = this.cfg.embedDim;
-      const table = this.p.get<tf.Tensor3D>('pos_embed', [1, G * G, C]);
+      const table = this.p.get<tf.Tensor3D>('pos_embed'); // [1, G*G, C]
       pos = tf.tidy(() =>
         hp === G && wp === G
           ? table.clone()
@@ -58,6 +51,7 @@ export class SiglipVit {
   /** pixels NCHW [1, 3, H, W] -> features [1, Hp*Wp, C] (`vpm.norm`). */
   forward(pixels: tf.Tensor4D, hooks: Hooks = Hooks.none()): tf.Tensor3D {
     const { embedDim: C, numHeads, headDim, eps } = this.cfg;
+    if (pixels.rank !== 4 || pixels.shape[1] !== 3) throw new ShapeError(`vpm: expected pixel_values [B, 3, H, W], got [${pixels.shape}]`);
     return tf.tidy(() => {
       pixels = hooks.emit('pixel_values', pixels);
       const pe = hooks.emit('vpm.patch_embed',

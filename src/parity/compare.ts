@@ -4,14 +4,12 @@
 //
 // Convention: A is the actual file (the implementation under test), B the expected one (the reference).
 // Relative errors, NMSE and KL are measured against B.
-import fs from 'node:fs';
-import { SafetensorsFile, numel, type STDtype } from '../weights/safetensors.ts';
-import { compileGlobs, GlobError, modelOrder } from './globs.ts';
-import { isIntegerKeyName, toleranceFor, type ResolvedTolerance, type Tolerance } from './tolerances.ts';
+// This module holds the metrics and imports no Node module; compare_files.ts reads the files and
+// format.ts writes the numbers for the CLI table and the HTML report.
+import { isIntegerKeyName, type ResolvedTolerance, type Tolerance } from './tolerances.ts';
+import { UserError } from '../errors.ts';
 
-export class CompareError extends Error {
-  override name = 'CompareError';
-}
+export class CompareError extends UserError {}
 
 export type Status = 'PASS' | 'FAIL' | 'FAIL(shape)' | 'FAIL(nan)' | 'FAIL(inf)';
 
@@ -76,7 +74,9 @@ export interface KeyResult {
   logits?: LogitsStats;
 }
 
-type Data = Float32Array | Int32Array;
+export type Data = Float32Array | Int32Array;
+
+export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 export interface TensorCompareOptions {
   /** Compare exactly (token ids). Default: the key name decides (tolerances.ts INTEGER_KEYS). */
@@ -100,7 +100,7 @@ export function unravel(flat: number, shape: readonly number[]): number[] {
   return idx;
 }
 
-function emptyResult(key: string, shapeA: number[], shapeB: number[], kind: 'float' | 'int', tol: ResolvedTolerance | null,
+export function emptyResult(key: string, shapeA: number[], shapeB: number[], kind: 'float' | 'int', tol: ResolvedTolerance | null,
   o: TensorCompareOptions): KeyResult {
   return {
     key, status: 'PASS', pass: true, kind, shapeA: [...shapeA], shapeB: [...shapeB], dtypeA: o.dtypeA ?? '?', dtypeB: o.dtypeB ?? '?',
@@ -110,10 +110,10 @@ function emptyResult(key: string, shapeA: number[], shapeB: number[], kind: 'flo
   };
 }
 
-const shapeNote = (a: readonly number[], b: readonly number[]) =>
+export const shapeNote = (a: readonly number[], b: readonly number[]) =>
   `shape [${a.join(', ')}] vs [${b.join(', ')}]: ${numel(a)} vs ${numel(b)} elements`;
 
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+export const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /**
  * Compare one tensor pair. `actual`/`expected` are row-major data of `shapeA`/`shapeB`; equal element counts
@@ -300,140 +300,4 @@ export function logitsStats(a: Data, e: Data, v: number): LogitsStats {
     if (kl > klMax) { klMax = kl; klMaxRow = r; }
   }
   return { rows, top1Agreement: rows ? agree / rows : 1, top5Overlap: rows ? overlap / rows : 1, klMean: rows ? klSum / rows : 0, klMax, klMaxRow };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Files
-
-export interface CompareOptions {
-  /** Override every stage's rtol / atol. */
-  rtol?: number;
-  atol?: number;
-  /** Comma-separated globs (globs.ts) selecting keys; default all. */
-  keys?: string | string[];
-  /** Keys present in one file only make the comparison fail. */
-  strict?: boolean;
-}
-
-export interface CompareResult {
-  fileA: string;
-  fileB: string;
-  policy: string;
-  override: Partial<Tolerance>;
-  keySelection: string[];
-  results: KeyResult[];
-  onlyInA: string[];
-  onlyInB: string[];
-  firstFailure: string | null;
-  compared: number;
-  passed: number;
-  failed: number;
-  strict: boolean;
-  /** All compared keys pass, at least one was compared, and (strict) no key is in one file only. */
-  ok: boolean;
-}
-
-export const POLICY = '|a-e| <= atol + rtol*|e| elementwise (a = A actual, e = B expected); integer keys exact; NaN/Inf fail';
-
-const INTEGER_DTYPES = new Set<STDtype>(['I64', 'I32', 'I16', 'I8', 'U8', 'BOOL']);
-
-function open(path: string, label: string): SafetensorsFile {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(path);
-  } catch {
-    throw new CompareError(`${label} file ${path}: no such file`);
-  }
-  if (!st.isFile()) throw new CompareError(`${label} file ${path}: not a regular file`);
-  return SafetensorsFile.open(path); // a SafetensorsError names the file and what is wrong with it
-}
-
-function checkTolerance(name: string, v: number | undefined): void {
-  if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new CompareError(`${name} must be a finite number >= 0, got ${v}`);
-}
-
-/** Compare every selected key of A (actual) against B (expected). */
-export function compareFiles(pathA: string, pathB: string, opts: CompareOptions = {}): CompareResult {
-  checkTolerance('rtol', opts.rtol);
-  checkTolerance('atol', opts.atol);
-  const selection = (typeof opts.keys === 'string' ? [opts.keys] : opts.keys ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-  let select: (key: string) => boolean;
-  try {
-    select = compileGlobs(selection);
-  } catch (e) {
-    if (e instanceof GlobError) throw new CompareError(e.message);
-    throw e;
-  }
-  const override: Partial<Tolerance> = {};
-  if (opts.rtol !== undefined) override.rtol = opts.rtol;
-  if (opts.atol !== undefined) override.atol = opts.atol;
-  const fa = open(pathA, 'A');
-  let fb: SafetensorsFile | undefined;
-  try {
-    fb = open(pathB, 'B');
-    const keysA = fa.keys().filter(select);
-    const keysB = fb.keys().filter(select);
-    if (selection.length > 0 && keysA.length + keysB.length === 0) {
-      throw new CompareError(`key globs "${selection.join(',')}" select none of the ${fa.keys().length} keys of A and ${fb.keys().length} keys of B`);
-    }
-    const inB = new Set(keysB);
-    const inA = new Set(keysA);
-    const results: KeyResult[] = [];
-    for (const key of modelOrder(keysA.filter((k) => inB.has(k)))) results.push(compareKey(fa, fb, key, override));
-    const failed = results.filter((r) => !r.pass);
-    const onlyInA = modelOrder(keysA.filter((k) => !inB.has(k)));
-    const onlyInB = modelOrder(keysB.filter((k) => !inA.has(k)));
-    const strict = opts.strict ?? false;
-    return {
-      fileA: pathA, fileB: pathB, policy: POLICY, override, keySelection: selection, results, onlyInA, onlyInB,
-      firstFailure: failed[0]?.key ?? null, compared: results.length, passed: results.length - failed.length,
-      failed: failed.length, strict,
-      ok: results.length > 0 && failed.length === 0 && (!strict || onlyInA.length + onlyInB.length === 0),
-    };
-  } finally {
-    fa.close();
-    fb?.close();
-  }
-}
-
-function compareKey(fa: SafetensorsFile, fb: SafetensorsFile, key: string, override: Partial<Tolerance>): KeyResult {
-  const ia = fa.info(key);
-  const ib = fb.info(key);
-  const integer = INTEGER_DTYPES.has(ia.dtype) || INTEGER_DTYPES.has(ib.dtype) || isIntegerKeyName(key);
-  const read = (f: SafetensorsFile, dtype: STDtype): Data => (integer && INTEGER_DTYPES.has(dtype) ? f.readInt32(key) : f.readFloat32(key));
-  const tol = toleranceFor(key, override);
-  const opts: TensorCompareOptions = { integer, dtypeA: ia.dtype, dtypeB: ib.dtype };
-  if (numel(ia.shape) !== numel(ib.shape) && !integer) {
-    // Do not read data that cannot be compared (a mismatched logits tensor can be hundreds of MB).
-    const r = emptyResult(key, ia.shape, ib.shape, 'float', tol, opts);
-    r.status = 'FAIL(shape)';
-    r.pass = false;
-    r.notes.push(shapeNote(ia.shape, ib.shape));
-    return r;
-  }
-  return compareTensors(key, read(fa, ia.dtype), read(fb, ib.dtype), ia.shape, ib.shape, tol, opts);
-}
-
-
-// ---------------------------------------------------------------------------------------------------
-// Formatting shared by the CLI table and the HTML report
-
-/** 3 significant digits; exact zero as "0"; non-finite as nan / inf / -inf; null as "-". */
-export function formatNumber(x: number | null | undefined, digits = 3): string {
-  if (x === null || x === undefined) return '-';
-  if (Number.isNaN(x)) return 'nan';
-  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-  if (x === 0) return '0';
-  const ax = Math.abs(x);
-  return ax >= 1e-2 && ax < 1e4 ? String(Number(x.toPrecision(digits))) : x.toExponential(digits - 1);
-}
-
-export function formatShape(r: Pick<KeyResult, 'shapeA' | 'shapeB'>): string {
-  const s = (d: number[]) => `[${d.join(',')}]`;
-  return sameShape(r.shapeA, r.shapeB) ? s(r.shapeA) : `${s(r.shapeA)} vs ${s(r.shapeB)}`;
-}
-
-/** JSON with non-finite numbers spelled "nan" / "inf" / "-inf" (JSON.stringify would turn them into null). */
-export function resultToJson(result: CompareResult): string {
-  return JSON.stringify(result, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? formatNumber(v) : v), 2);
 }

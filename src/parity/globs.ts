@@ -4,10 +4,9 @@
 // Globs work on dotted segments: `*` is exactly one segment, `**` any number of segments (zero included,
 // so `resampler.**` selects `resampler` itself too), and a `*` inside a segment matches characters within
 // that segment (`vpm.pos_embed*`). A leading `!` excludes: `llm.**,!**.mlp`.
+import { UserError } from '../errors.ts';
 
-export class GlobError extends Error {
-  override name = 'GlobError';
-}
+export class GlobError extends UserError {}
 
 const segmentRegex = new Map<string, RegExp>();
 function segmentMatches(pattern: string, segment: string): boolean {

@@ -1,7 +1,10 @@
 // One self-contained HTML page for a compare result: no scripts, no fonts, no network; the error-per-layer
 // curve is inline SVG. The first failing key (in model order) is highlighted and has the anchor
 // #first-divergence.
-import { POLICY, formatNumber, formatShape, type CompareResult, type KeyResult } from './compare.ts';
+import type { KeyResult } from './compare.ts';
+import type { CompareResult } from './compare_files.ts';
+import { formatNumber, formatShape } from './format.ts';
+import { POLICY } from './tolerances.ts';
 
 export interface HtmlOptions {
   title?: string;

@@ -55,4 +55,7 @@ export function toleranceFor(key: string, override: Partial<Tolerance> = {}): Re
   };
 }
 
+/** The policy in one line, as reports print it. */
+export const POLICY = '|a-e| <= atol + rtol*|e| elementwise (a = A actual, e = B expected); integer keys exact; NaN/Inf fail';
+
 export const isIntegerKeyName = (key: string): boolean => integerMatcher(key);

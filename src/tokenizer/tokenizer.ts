@@ -3,7 +3,6 @@
 //   encode: tokenization_utils.py `tokenize` splits the text on the added (special) tokens, each remaining chunk goes
 //           to `sp_model.encode` unchanged (legacy), then `[bos] + ids`.
 //   decode: tokenization_utils.py `_decode` -> llama/tokenization_llama.py `convert_tokens_to_string` (see decode()).
-import { readFileSync } from 'node:fs';
 import { SentencePieceBpe } from './bpe.ts';
 import { TokenizerError } from './errors.ts';
 import { parseSentencePieceModel, TRAINER_DEFAULTS, type SentencePieceModel } from './sentencepiece_model.ts';
@@ -51,16 +50,9 @@ export class MiniCPMTokenizer {
     this.specialRe = new RegExp(alternatives.join('|'), 'gu');
   }
 
-  /** Loads `tokenizer.model`; a missing, unreadable or corrupt file gives a TokenizerError naming it. */
-  static fromFile(path: string, opts: TokenizerOptions = {}): MiniCPMTokenizer {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw new TokenizerError(`${path}: cannot read tokenizer model (${err.code ?? err.message})`);
-    }
-    return MiniCPMTokenizer.fromModel(parseSentencePieceModel(bytes, path), opts);
+  /** Parses the bytes of a `tokenizer.model`; corrupt data gives a TokenizerError naming `source`. */
+  static fromBytes(bytes: Uint8Array, source: string, opts: TokenizerOptions = {}): MiniCPMTokenizer {
+    return MiniCPMTokenizer.fromModel(parseSentencePieceModel(bytes, source), opts);
   }
 
   static fromModel(m: SentencePieceModel, opts: TokenizerOptions = {}): MiniCPMTokenizer {
@@ -115,8 +107,8 @@ export class MiniCPMTokenizer {
    *    add_prefix_space);
    *  - runs of ordinary pieces go through sp_model.decode;
    *  - subtle: a special token is emitted as its string, preceded by a space when the token before it is not
-   *    special (legacy), so "<s>x</s>" decodes to "<s><s> x</s>". 4.40+ also inserts a space after a leading
-   *    special token; 4.36 does not.
+   *    special (legacy): the text "<s>x</s>" encodes (bos added) to <s> <s> x </s>, and those ids decode to
+   *    "<s><s> x</s>". 4.40+ also inserts a space after a leading special token; 4.36 does not.
    */
   decode(ids: ArrayLike<number>): string {
     const tokens: string[] = [];

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SafetensorsError, SafetensorsFile, type TensorInfo } from './safetensors.ts';
+import { UserError } from '../errors.ts';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -13,9 +14,7 @@ export const MANIFEST_FILE = 'minicpmv-manifest.json';
 export const MANIFEST_FORMAT = 'minicpmv-ts-weights';
 export const MANIFEST_VERSION = 1;
 
-export class CheckpointError extends Error {
-  override name = 'CheckpointError';
-}
+export class CheckpointError extends UserError {}
 
 export type CheckpointLayout = 'hf-sharded' | 'hf-single' | 'converted';
 
@@ -62,10 +61,6 @@ export class Checkpoint {
 
   readFloat32(key: string): Float32Array {
     return this.file(key).readFloat32(key);
-  }
-
-  readRaw(key: string): Uint8Array {
-    return this.file(key).readRaw(key);
   }
 
   close(): void {

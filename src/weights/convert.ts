@@ -3,14 +3,17 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectedTensors, loadConfig, type ExpectedTensor } from '../config.ts';
+import { expectedTensors, type ExpectedTensor } from '../config.ts';
+import { loadConfig } from '../config_file.ts';
 import {
   CheckpointError, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, openCheckpoint, readManifest, type Checkpoint,
   type Manifest,
 } from './checkpoint.ts';
 import { findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError } from './loader.ts';
 import { stageOutputDir } from './outdir.ts';
-import { DTYPE_BYTES, numel, SafetensorsWriter, type WriteDtype } from './safetensors.ts';
+import { checkShardBytes, planShards, shardName } from './shards.ts';
+import { DTYPE_BYTES, numel } from './safetensors.ts';
+import { SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
 
 export type ConvertDtype = 'f32' | 'f16' | 'bf16';
 
@@ -38,22 +41,11 @@ export function planConvertedFiles(tensors: ExpectedTensor[], elemBytes: number,
   { name: string; tensors: ExpectedTensor[] }[] {
   const vision = tensors.filter((t) => t.role === 'vision');
   const resampler = tensors.filter((t) => t.role === 'resampler');
-  const llm = tensors.filter((t) => t.role === 'llm');
-  const shards: ExpectedTensor[][] = [[]];
-  let size = 0;
-  for (const t of llm) {
-    const b = numel(t.shape) * elemBytes;
-    if (size + b > llmShardBytes && shards[shards.length - 1].length > 0) {
-      shards.push([]);
-      size = 0;
-    }
-    shards[shards.length - 1].push(t);
-    size += b;
-  }
-  const n = shards.length;
-  const llmFiles = shards.map((ts, i) => ({
-    name: n === 1 ? 'llm.safetensors' : `llm-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`,
-    tensors: ts,
+  const llm = new Map(tensors.filter((t) => t.role === 'llm').map((t) => [t.key, t]));
+  const shards = planShards([...llm.values()].map((t) => ({ key: t.key, bytes: numel(t.shape) * elemBytes })), llmShardBytes);
+  const llmFiles = shards.map((keys, i) => ({
+    name: shards.length === 1 ? 'llm.safetensors' : shardName(i, shards.length, 'llm'),
+    tensors: keys.map((k) => llm.get(k)!),
   }));
   return [{ name: 'vision.safetensors', tensors: vision }, { name: 'resampler.safetensors', tensors: resampler }, ...llmFiles];
 }
@@ -78,6 +70,7 @@ export function convertCheckpoint(hfDir: string, outDir: string, opts: ConvertOp
     throw new CheckpointError(`${hfDir}: input checkpoint directory does not exist`);
   }
   if (path.resolve(hfDir) === path.resolve(outDir)) throw new CheckpointError(`${outDir}: output directory must differ from the input`);
+  if (opts.llmShardBytes !== undefined) checkShardBytes(opts.llmShardBytes, 'convert: llmShardBytes');
   const cfg = loadConfig(path.join(hfDir, 'config.json'));
   const ckpt = openCheckpoint(hfDir);
   try {
@@ -95,7 +88,12 @@ export function convertCheckpoint(hfDir: string, outDir: string, opts: ConvertOp
     try {
       const manifest = writeConverted(ckpt, expectedTensors(cfg), staged.tmp, opts, source);
       for (const f of COPIED_FILES) {
-        if (fs.existsSync(path.join(hfDir, f))) fs.copyFileSync(path.join(hfDir, f), path.join(staged.tmp, f));
+        const from = path.join(hfDir, f);
+        const st = fs.statSync(from, { throwIfNoEntry: false });
+        if (!st) continue;
+        // A named pipe would block the copy; a device would copy without end.
+        if (!st.isFile()) throw new CheckpointError(`${from} is not a regular file; refusing to copy it`);
+        fs.copyFileSync(from, path.join(staged.tmp, f));
       }
       // The manifest goes last: its presence marks a complete converted checkpoint.
       fs.writeFileSync(path.join(staged.tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');

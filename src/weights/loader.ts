@@ -1,22 +1,41 @@
 // Strict loading (STYLE §3): the expected key list and shapes come from the config; a checkpoint must hold
-// exactly those tensors, with exactly those shapes, in a float dtype. All problems are collected and
-// reported together so one run shows everything that is wrong.
-import path from 'node:path';
-import { expectedTensors, loadConfig, type MiniCPMVConfig } from '../config.ts';
-import { openCheckpoint, type Checkpoint } from './checkpoint.ts';
+// exactly those tensors, with exactly those shapes, in a float dtype. This is the one place that checks it:
+// every problem is collected, and the error is one line with the count and the first problems (all of
+// them in `WeightsError.problems`, which the CLI prints under --verbose).
+import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
+import { UserError } from '../errors.ts';
 import type { STDtype } from './safetensors.ts';
 
-export class WeightsError extends Error {
-  override name = 'WeightsError';
+/** A checkpoint that does not fit the config; `details` lists every problem (the message names the first few). */
+export class WeightsError extends UserError {}
+
+/** Anything that yields float32 tensors by checkpoint key (a safetensors file, a sharded checkpoint). */
+export interface TensorSource {
+  /** Where the tensors come from, for messages (a checkpoint directory). */
+  readonly dir?: string;
+  keys(): string[];
+  has(key: string): boolean;
+  info(key: string): { shape: number[]; dtype: STDtype };
+  readFloat32(key: string): Float32Array;
+  /** The file holding a tensor, for messages. */
+  fileOf?(key: string): string;
+  /** Where the tensor's bytes are, so the native reader can load it without JavaScript. */
+  location?(key: string): { file: string; offset: number; dtype: string; count: number };
 }
+
+/** Which towers a model holds: 'vision' is `vpm.*` and `resampler.*` only. */
+export type ModelParts = 'all' | 'vision';
 
 const FLOAT_DTYPES: ReadonlySet<STDtype> = new Set(['F32', 'F16', 'BF16', 'F64']);
 const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
+const baseName = (file: string) => file.slice(file.lastIndexOf('/') + 1);
 
 export interface ValidateOptions {
+  /** 'vision': the llm tensors may be absent (they are then not loaded). Default 'all'. */
+  parts?: ModelParts;
   /** Also read every tensor and reject NaN/Inf (reads the whole checkpoint). */
   checkFinite?: boolean;
-  /** How many problems the error message lists before "... and N more" (default 12). */
+  /** How many problems the error message names before "and N more" (default 3). */
   maxListed?: number;
 }
 
@@ -38,88 +57,47 @@ export function nonFiniteMessage(key: string, file: string, bad: { index: number
   return `${key}: ${bad.count} non-finite value(s), first ${bad.value} at flat index ${bad.index} (in ${file})`;
 }
 
-function report(ckpt: Checkpoint, problems: string[], maxListed: number): never {
-  const listed = problems.slice(0, maxListed).map((p) => `  - ${p}`);
-  if (problems.length > maxListed) listed.push(`  ... and ${problems.length - maxListed} more`);
-  throw new WeightsError(`${ckpt.dir}: checkpoint does not match the config (${problems.length} problem(s)):\n${listed.join('\n')}`);
+function report(src: TensorSource, problems: string[], maxListed: number): never {
+  const listed = problems.slice(0, maxListed).join('; ');
+  const more = problems.length > maxListed ? `; and ${problems.length - maxListed} more (--verbose lists them all)` : '';
+  throw new WeightsError(`${src.dir ?? 'checkpoint'}: checkpoint does not match the config (${problems.length} problem(s)): ${listed}${more}`, problems);
 }
 
 /**
- * Check a checkpoint against the config: missing, unexpected, wrongly shaped and non-float tensors (and,
- * with `checkFinite`, NaN/Inf values). Throws one WeightsError listing the first problems.
+ * Check tensors against the config: missing, unexpected, wrongly shaped and non-float tensors (and, with
+ * `checkFinite`, NaN/Inf values). Throws one WeightsError naming the first problems.
  */
-export function validateCheckpoint(ckpt: Checkpoint, cfg: MiniCPMVConfig, opts: ValidateOptions = {}): void {
-  const maxListed = opts.maxListed ?? 12;
+export function validateCheckpoint(src: TensorSource, cfg: MiniCPMVConfig, opts: ValidateOptions = {}): void {
+  const maxListed = opts.maxListed ?? 3;
   const expected = expectedTensors(cfg);
+  const wanted = expected.filter((t) => opts.parts !== 'vision' || t.role !== 'llm');
+  const where = (key: string) => (src.fileOf ? ` (in ${baseName(src.fileOf(key))})` : '');
   const problems: string[] = [];
-  const expectedKeys = new Set(expected.map((t) => t.key));
-  for (const t of expected) {
-    if (!ckpt.has(t.key)) {
+  for (const t of wanted) {
+    if (!src.has(t.key)) {
       problems.push(`missing ${t.key}: expected shape ${shapeStr(t.shape)}`);
       continue;
     }
-    const info = ckpt.info(t.key);
+    const info = src.info(t.key);
     if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i])) {
-      problems.push(`wrong shape ${t.key}: expected ${shapeStr(t.shape)}, checkpoint has ${shapeStr(info.shape)} (in ${path.basename(ckpt.fileOf(t.key))})`);
+      problems.push(`wrong shape ${t.key}: expected ${shapeStr(t.shape)}, checkpoint has ${shapeStr(info.shape)}${where(t.key)}`);
     }
     if (!FLOAT_DTYPES.has(info.dtype)) {
-      problems.push(`wrong dtype ${t.key}: ${info.dtype}, expected a float dtype (F32, F16, BF16)`);
+      problems.push(`wrong dtype ${t.key}: ${info.dtype}, expected a float dtype (F32, F16, BF16, F64)`);
     }
   }
-  for (const key of ckpt.keys()) {
+  const expectedKeys = new Set(expected.map((t) => t.key));
+  for (const key of src.keys()) {
     if (!expectedKeys.has(key)) {
-      problems.push(`unexpected ${key}: shape ${shapeStr(ckpt.info(key).shape)} is not part of this config's model (in ${path.basename(ckpt.fileOf(key))})`);
+      problems.push(`unexpected ${key}: shape ${shapeStr(src.info(key).shape)} is not part of this config's model${where(key)}`);
     }
   }
-  if (problems.length > 0) report(ckpt, problems, maxListed);
+  if (problems.length > 0) report(src, problems, maxListed);
   if (opts.checkFinite) {
-    for (const t of expected) {
-      const bad = findNonFinite(ckpt.readFloat32(t.key));
-      if (bad) problems.push(nonFiniteMessage(t.key, path.basename(ckpt.fileOf(t.key)), bad));
+    for (const t of wanted) {
+      const bad = findNonFinite(src.readFloat32(t.key));
+      if (bad) problems.push(nonFiniteMessage(t.key, src.fileOf ? baseName(src.fileOf(t.key)) : t.key, bad));
     }
-    if (problems.length > 0) report(ckpt, problems, maxListed);
-  }
-}
-
-/**
- * Stream tensors one at a time as float32 (the callback may upload and drop each array, so the checkpoint
- * is never held twice). With `checkFinite`, a NaN/Inf throws WeightsError naming the key before `cb` sees it.
- */
-export function forEachTensor(ckpt: Checkpoint, keys: readonly string[],
-  cb: (key: string, data: Float32Array, shape: number[]) => void, opts: { checkFinite?: boolean } = {}): void {
-  for (const key of keys) {
-    const data = ckpt.readFloat32(key);
-    if (opts.checkFinite) {
-      const bad = findNonFinite(data);
-      if (bad) throw new WeightsError(`${ckpt.dir}: ${nonFiniteMessage(key, path.basename(ckpt.fileOf(key)), bad)}`);
-    }
-    cb(key, data, ckpt.info(key).shape);
-  }
-}
-
-export interface LoadedWeights {
-  cfg: MiniCPMVConfig;
-  tensors: Map<string, Float32Array>;
-  shapes: Map<string, number[]>;
-}
-
-/**
- * Open, validate and read a whole checkpoint as float32, in `expectedTensors` (model) order. The config
- * defaults to `<dir>/config.json`. Fine for tiny models; the model code should prefer `forEachTensor`.
- */
-export function loadWeights(dir: string, cfg?: MiniCPMVConfig, opts: { checkFinite?: boolean } = {}): LoadedWeights {
-  const config = cfg ?? loadConfig(path.join(dir, 'config.json'));
-  const ckpt = openCheckpoint(dir);
-  try {
-    validateCheckpoint(ckpt, config);
-    const tensors = new Map<string, Float32Array>();
-    const shapes = new Map<string, number[]>();
-    forEachTensor(ckpt, expectedTensors(config).map((t) => t.key), (key, data, shape) => {
-      tensors.set(key, data);
-      shapes.set(key, shape);
-    }, opts);
-    return { cfg: config, tensors, shapes };
-  } finally {
-    ckpt.close();
+    if (problems.length > 0) report(src, problems, maxListed);
   }
 }

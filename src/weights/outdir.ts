@@ -1,5 +1,7 @@
 // All-or-nothing output directories: write into a temporary directory beside the target, then rename.
-// A failed or interrupted run leaves the target untouched and removes its temporary directory.
+// A failed run leaves the target untouched and removes its temporary directory; a killed run cannot, so
+// the next run for the same target removes the temporary directories whose writer process is gone.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CheckpointError } from './checkpoint.ts';
@@ -38,8 +40,9 @@ export function stageOutputDir(outDir: string, opts: { force?: boolean; isSame?:
   }
   const parent = path.dirname(target);
   const madeParent = fs.mkdirSync(parent, { recursive: true }); // first directory created, if any
+  removeStaleStaging(target);
   const tag = `${process.pid}-${Date.now().toString(36)}`;
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-${tag}-`));
+  const tmp = makeStagingDir(path.join(parent, `.${path.basename(target)}.tmp-${tag}-`));
   return {
     tmp,
     commit() {
@@ -57,4 +60,62 @@ export function stageOutputDir(outDir: string, opts: { force?: boolean; isSame?:
       if (madeParent) fs.rmSync(madeParent, { recursive: true, force: true }); // only directories this call made
     },
   };
+}
+
+/**
+ * A new directory `prefix` + random suffix, with the permissions the user's umask gives any new directory
+ * (mode 0777 minus umask: 0755 usually). mkdtemp would make it 0700, and the rename would hand that on.
+ */
+function makeStagingDir(prefix: string): string {
+  for (;;) {
+    const dir = prefix + randomBytes(6).toString('hex');
+    try {
+      fs.mkdirSync(dir, { mode: 0o777 });
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/** Whether process `pid` exists (EPERM: it does, owned by someone else). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove what killed runs for this same target left beside it: `.NAME.tmp-PID-...` directories (a partial
+ * checkpoint) whose PID is no longer running, and `.NAME.old-PID-...` directories (the previous output,
+ * kept only until the rename) when NAME itself exists again. Only directories named by this module, for
+ * this target, are touched; a live writer's directory is left alone.
+ */
+export function removeStaleStaging(target: string): string[] {
+  const parent = path.dirname(target);
+  const base = path.basename(target);
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const name of entries) {
+    let kind: 'tmp' | 'old';
+    if (name.startsWith(`.${base}.tmp-`)) kind = 'tmp';
+    else if (name.startsWith(`.${base}.old-`)) kind = 'old';
+    else continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(base.length + 6))?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    if (kind === 'old' && !fs.existsSync(target)) continue; // the only copy of the previous output: keep it
+    const full = path.join(parent, name);
+    if (!fs.lstatSync(full).isDirectory()) continue;
+    fs.rmSync(full, { recursive: true, force: true });
+    removed.push(full);
+  }
+  return removed;
 }

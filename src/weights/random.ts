@@ -4,11 +4,14 @@
 // 3.4e9 parameters, 6.9 GB of bf16).
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectedTensors, loadConfig, type ExpectedTensor, type MiniCPMVConfig } from '../config.ts';
-import { INDEX_FILE, SINGLE_FILE } from './checkpoint.ts';
+import { expectedTensors, type ExpectedTensor, type MiniCPMVConfig } from '../config.ts';
+import { loadConfig } from '../config_file.ts';
+import { CheckpointError, INDEX_FILE, SINGLE_FILE } from './checkpoint.ts';
 import { f32BitsToBf16, f32BitsToF16 } from './dtype.ts';
 import { stageOutputDir } from './outdir.ts';
-import { DTYPE_BYTES, numel, SafetensorsWriter, type WriteDtype } from './safetensors.ts';
+import { checkShardBytes, planShards, shardName } from './shards.ts';
+import { DTYPE_BYTES, numel } from './safetensors.ts';
+import { SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
 
 /**
  * Tensors in PyTorch `state_dict()` order of `MiniCPMV` (modules in `__init__` order: llm, vpm, resampler;
@@ -39,29 +42,6 @@ export function hfStateDictOrder(cfg: MiniCPMVConfig): ExpectedTensor[] {
     throw new Error('hfStateDictOrder does not cover expectedTensors; update both together');
   }
   return order.map((k) => byKey.get(k)!);
-}
-
-/**
- * transformers 4.36 `shard_checkpoint`: walk tensors in order, start a new shard when the next tensor
- * would push the current (non-empty) one past `maxShardBytes` ("5GB" = 5e9 bytes).
- */
-export function planShards(tensors: { key: string; bytes: number }[], maxShardBytes: number): string[][] {
-  const shards: string[][] = [[]];
-  let size = 0;
-  for (const t of tensors) {
-    if (size + t.bytes > maxShardBytes && shards[shards.length - 1].length > 0) {
-      shards.push([]);
-      size = 0;
-    }
-    shards[shards.length - 1].push(t.key);
-    size += t.bytes;
-  }
-  return shards;
-}
-
-/** HF shard file name: model-00001-of-00002.safetensors. */
-export function shardName(i: number, n: number, stem = 'model'): string {
-  return `${stem}-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 
 // --- PRNG: xoshiro128** (Blackman & Vigna), seeded per tensor by splitmix32 of hash(seed, name). ---
@@ -196,11 +176,12 @@ const CHUNK = 1 << 20; // elements per generated piece
 
 /** Write a random checkpoint in the HF layout (index + shards, or one model.safetensors) plus config.json. */
 export function writeRandomCheckpoint(configPath: string, outDir: string, opts: RandomCheckpointOptions): RandomCheckpointResult {
-  const cfg = loadConfig(configPath);
   const dtype = DTYPE_OF[opts.dtype];
-  if (!dtype) throw new RangeError(`writeRandomCheckpoint: dtype must be bf16, f16 or f32, got ${JSON.stringify(opts.dtype)}`);
-  if (!Number.isSafeInteger(opts.seed)) throw new RangeError(`writeRandomCheckpoint: seed must be an integer, got ${opts.seed}`);
+  if (!dtype) throw new CheckpointError(`random weights: dtype must be bf16, f16 or f32, got ${JSON.stringify(opts.dtype)}`);
+  if (!Number.isSafeInteger(opts.seed)) throw new CheckpointError(`random weights: seed must be an integer below 2^53 in size, got ${opts.seed}`);
   const shardBytes = opts.shardBytes ?? 5e9;
+  checkShardBytes(shardBytes, 'random weights: shardBytes');
+  const cfg = loadConfig(configPath);
   const ordered = hfStateDictOrder(cfg);
   const byKey = new Map(ordered.map((t) => [t.key, t]));
   const size = DTYPE_BYTES[dtype];

@@ -1,17 +1,19 @@
-// Safetensors reader and writer in plain Node (no native dependency).
+// Safetensors reader in plain Node (no native dependency); the writer is safetensors_writer.ts.
 //
 // Format (huggingface/safetensors, docs "format"): 8-byte little-endian u64 N, then N bytes of UTF-8 JSON
 // `{ "__metadata__": {str: str}, name: {dtype, shape, data_offsets: [begin, end]} ... }`, then the data
 // section; offsets are relative to the start of the data section. The Python library pads the header with
-// spaces to a multiple of 8 so the data section is 8-byte aligned; we do the same when writing.
+// spaces to a multiple of 8 so the data section is 8-byte aligned.
 //
 // Reads are positioned (`fs.readSync` with a position) per tensor and in chunks, never a whole-file
 // buffer: the real checkpoint is 6.9 GB in two shards and `llm.model.embed_tokens.weight` alone is
 // 566 MB of bf16 (1.13 GB as f32).
-import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import { f16ToF32Table, f32BitsToBf16, f32BitsToF16 } from './dtype.ts';
+import { f16ToF32Table } from './dtype.ts';
+import { openRegularFile } from '../files.ts';
+import { UserError } from '../errors.ts';
+import { HeaderJsonError, JsonFloat, parseHeaderJson, type JsonValue } from './header_json.ts';
 
 export type STDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -19,9 +21,7 @@ export const DTYPE_BYTES: Record<STDtype, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
 
-export class SafetensorsError extends Error {
-  override name = 'SafetensorsError';
-}
+export class SafetensorsError extends UserError {}
 
 export interface TensorInfo { dtype: STDtype; shape: number[]; begin: number; end: number }
 
@@ -78,26 +78,41 @@ const KNOWN_DTYPES = new Set<string>(Object.keys(DTYPE_BYTES));
 /** Dtypes the format defines that this project does not read. */
 const OTHER_DTYPES = new Set(['U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
 
-/** Parse and validate a header against the data-section size. Errors name `file` (and the key). */
+/**
+ * Parse and validate a header against the data-section size, with the reference implementation's rules
+ * (huggingface/safetensors `tensor.rs`, `read_metadata` + `Metadata::validate`): a JSON object of tensor
+ * entries and an optional `__metadata__` map of strings; no key twice; every entry has `dtype`, `shape` and
+ * `data_offsets`, and its byte count is shape x dtype size; in offset order the tensors tile the data section
+ * from byte 0 to its last byte, with no gap, no overlap and nothing after the last tensor. JSON whitespace
+ * before the opening brace is accepted, as the reference reader does (it keeps that room for writers that
+ * page-align the data). Errors name `file`, the tensor and the field.
+ */
 export function parseHeader(headerBytes: Uint8Array, dataBytes: number, file: string):
   { metadata: Record<string, string>; tensors: Map<string, TensorInfo> } {
-  let json: unknown;
+  let json: JsonValue;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+    // ignoreBOM: a byte-order mark stays in the text, and the JSON parser refuses it as serde_json does.
+    json = parseHeaderJson(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes));
   } catch (e) {
+    if (e instanceof HeaderJsonError && e.duplicatePath) {
+      const [tensor] = e.duplicatePath;
+      const key = e.message.replace(/^duplicate key /, '');
+      throw new SafetensorsError(tensor === undefined
+        ? `${file}: header has the key ${key} twice; keys must be unique`
+        : tensor === '__metadata__'
+          ? `${file}: __metadata__ has the key ${key} twice`
+          : `${file}: tensor "${tensor}": header entry has the field ${key} twice`);
+    }
     throw new SafetensorsError(`${file}: header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new SafetensorsError(`${file}: header must be a JSON object`);
-  }
+  if (!(json instanceof Map)) throw new SafetensorsError(`${file}: header must be a JSON object`);
   const metadata: Record<string, string> = {};
   const entries: [string, TensorInfo][] = [];
-  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+  for (const [key, value] of json) {
     if (key === '__metadata__') {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        throw new SafetensorsError(`${file}: __metadata__ must be an object of strings`);
-      }
-      for (const [mk, mv] of Object.entries(value)) {
+      if (value === null) continue; // Option<HashMap>: null is "no metadata" in the reference reader
+      if (!(value instanceof Map)) throw new SafetensorsError(`${file}: __metadata__ must be an object of strings`);
+      for (const [mk, mv] of value) {
         if (typeof mv !== 'string') throw new SafetensorsError(`${file}: __metadata__["${mk}"] is not a string`);
         metadata[mk] = mv;
       }
@@ -105,44 +120,65 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, file: st
     }
     entries.push([key, parseEntry(key, value, dataBytes, file)]);
   }
-  // Overlap check in data order; the format allows any header order.
+  // Tiling check in data order (Metadata::validate); the format allows any header order.
   entries.sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
-  for (let i = 1; i < entries.length; i++) {
-    const [pk, p] = entries[i - 1];
+  let covered = 0;
+  for (let i = 0; i < entries.length; i++) {
     const [k, t] = entries[i];
-    if (t.begin < p.end) {
+    if (t.begin < covered) {
+      const [pk, p] = entries[i - 1];
       throw new SafetensorsError(`${file}: tensor "${k}" bytes [${t.begin}, ${t.end}) overlap "${pk}" [${p.begin}, ${p.end})`);
     }
+    if (t.begin > covered) {
+      throw new SafetensorsError(i === 0
+        ? `${file}: tensor "${k}" starts at byte ${t.begin} of the data section; the first tensor must start at byte 0 (no gaps allowed)`
+        : `${file}: tensor "${k}" starts at byte ${t.begin} but "${entries[i - 1][0]}" ends at byte ${covered}: a gap of ${t.begin - covered} bytes (no gaps allowed)`);
+    }
+    covered = t.end;
+  }
+  if (covered !== dataBytes) {
+    throw new SafetensorsError(`${file}: ${dataBytes - covered} bytes after the last tensor (the tensors cover ${covered} of the ` +
+      `${dataBytes}-byte data section; the file must end with the last tensor)`);
   }
   return { metadata, tensors: new Map(entries) };
 }
 
-function parseEntry(key: string, value: unknown, dataBytes: number, file: string): TensorInfo {
+const isSize = (d: unknown): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0;
+/** A header value for messages, numbers as written (`2.0` stays `2.0`). */
+function show(v: JsonValue | undefined): string {
+  if (v instanceof Map) return 'an object';
+  if (v instanceof JsonFloat) return v.raw;
+  if (Array.isArray(v)) return `[${v.map(show).join(', ')}]`;
+  return v === undefined ? 'nothing' : JSON.stringify(v);
+}
+
+function parseEntry(key: string, value: JsonValue, dataBytes: number, file: string): TensorInfo {
   const where = `${file}: tensor "${key}"`;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new SafetensorsError(`${where}: header entry must be an object`);
+  if (!(value instanceof Map)) throw new SafetensorsError(`${where}: header entry must be an object, got ${show(value)}`);
+  for (const field of ['dtype', 'shape', 'data_offsets']) {
+    if (!value.has(field)) throw new SafetensorsError(`${where}: header entry has no "${field}" field`);
   }
-  const { dtype, shape, data_offsets: off } = value as Record<string, unknown>;
+  const dtype = value.get('dtype'), shape = value.get('shape'), off = value.get('data_offsets');
   if (typeof dtype !== 'string' || !KNOWN_DTYPES.has(dtype)) {
-    const why = OTHER_DTYPES.has(String(dtype)) ? 'unsupported' : 'unknown';
-    throw new SafetensorsError(`${where}: ${why} dtype ${JSON.stringify(dtype)} (supported: ${[...KNOWN_DTYPES].join(', ')})`);
+    const why = typeof dtype === 'string' && OTHER_DTYPES.has(dtype) ? 'unsupported' : 'unknown';
+    throw new SafetensorsError(`${where}: ${why} dtype ${show(dtype)} (supported: ${[...KNOWN_DTYPES].join(', ')})`);
   }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape)} must be a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isSize)) {
+    throw new SafetensorsError(`${where}: shape ${show(shape)} must be a list of non-negative integers (below 2^53)`);
   }
-  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(`${where}: data_offsets ${JSON.stringify(off)} must be [begin, end] non-negative integers`);
+  if (!Array.isArray(off) || off.length !== 2 || !off.every(isSize)) {
+    throw new SafetensorsError(`${where}: data_offsets ${show(off)} must be [begin, end] non-negative integers (below 2^53)`);
   }
   const [begin, end] = off as number[];
   if (end < begin || end > dataBytes) {
     throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] out of range (data section is ${dataBytes} bytes)`);
   }
-  const n = numel(shape);
-  const bytes = n * DTYPE_BYTES[dtype as STDtype];
+  const dims = shape as number[];
+  const bytes = numel(dims) * DTYPE_BYTES[dtype as STDtype];
   if (!Number.isSafeInteger(bytes) || bytes !== end - begin) {
-    throw new SafetensorsError(`${where}: shape [${shape.join(', ')}] x ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`);
+    throw new SafetensorsError(`${where}: shape [${dims.join(', ')}] x ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`);
   }
-  return { dtype: dtype as STDtype, shape: [...shape] as number[], begin, end };
+  return { dtype: dtype as STDtype, shape: [...dims], begin, end };
 }
 
 export interface OpenOptions {
@@ -175,14 +211,9 @@ export class SafetensorsFile {
     if (!(Number.isSafeInteger(chunk) && chunk >= 8 && chunk % 8 === 0 && chunk <= MAX_IO_CHUNK)) {
       throw new SafetensorsError(`chunkBytes must be a multiple of 8 in [8, ${MAX_IO_CHUNK}], got ${chunk}`);
     }
-    let fd: number;
+    // A regular file only: /dev/zero would pass the header checks forever, a named pipe would block.
+    const { fd, bytes: size } = openRegularFile(path, path, (m) => new SafetensorsError(m));
     try {
-      fd = fs.openSync(path, 'r');
-    } catch (e) {
-      throw new SafetensorsError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
       readFully(fd, lenBuf, 0, 8, 0, chunk, path);
@@ -226,13 +257,13 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** Any dtype widened/narrowed to float32: BF16 is exact (u16 << 16), F16 exact, F64 rounded, ints converted. */
   /** Where a tensor's bytes are: this file, absolute byte offset, dtype, element count. */
   location(key: string): { file: string; offset: number; dtype: STDtype; count: number } {
     const t = this.info(key);
     return { file: this.path, offset: this.dataStart + t.begin, dtype: t.dtype, count: numel(t.shape) };
   }
 
+  /** Any dtype widened/narrowed to float32: BF16 is exact (u16 << 16), F16 exact, F64 rounded, ints converted. */
   readFloat32(key: string): Float32Array {
     const t = this.info(key);
     const n = numel(t.shape);
@@ -248,15 +279,9 @@ export class SafetensorsFile {
       widenBf16InPlace(new Uint32Array(out.buffer), new Uint16Array(out.buffer), n);
       return out;
     }
-    const outBits = new Uint32Array(out.buffer);
     const table = t.dtype === 'F16' ? f16ToF32Table() : undefined;
     this.readConverted(key, t, (buf, start, count) => {
       switch (t.dtype) {
-        case 'BF16': {
-          const src = new Uint16Array(buf.buffer, 0, count);
-          for (let i = 0; i < count; i++) outBits[start + i] = src[i] << 16;
-          break;
-        }
         case 'F16': {
           const src = new Uint16Array(buf.buffer, 0, count);
           for (let i = 0; i < count; i++) out[start + i] = table![src[i]];
@@ -345,217 +370,5 @@ export class SafetensorsFile {
       this.readBytes(key, t, buf, from, len);
       convert(buf, from / size, len / size);
     }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Writing
-
-export type WriteDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
-export type TensorData = Float32Array | Int32Array | Uint8Array | BigInt64Array;
-export interface TensorToWrite { name: string; dtype: WriteDtype; shape: number[]; data: TensorData }
-export interface TensorHeader { name: string; dtype: WriteDtype; shape: number[] }
-
-/** Encode `data` as `dtype` bytes. Float data may become F32/F16/BF16 (RNE); Int32Array I32/I64; etc. */
-export function encodeTensorData(dtype: WriteDtype, data: TensorData, name = '?'): Uint8Array {
-  const bad = () => new SafetensorsError(`tensor "${name}": cannot write ${data.constructor.name} as ${dtype}`);
-  if (data instanceof Float32Array) {
-    if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (dtype !== 'F16' && dtype !== 'BF16') throw bad();
-    const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-    const out = new Uint16Array(data.length);
-    if (dtype === 'BF16') for (let i = 0; i < bits.length; i++) out[i] = f32BitsToBf16(bits[i]);
-    else for (let i = 0; i < bits.length; i++) out[i] = f32BitsToF16(bits[i]);
-    return new Uint8Array(out.buffer);
-  }
-  if (data instanceof Int32Array) {
-    if (dtype === 'I32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (dtype !== 'I64') throw bad();
-    const out = new BigInt64Array(data.length);
-    for (let i = 0; i < data.length; i++) out[i] = BigInt(data[i]);
-    return new Uint8Array(out.buffer);
-  }
-  if (data instanceof BigInt64Array) {
-    if (dtype !== 'I64') throw bad();
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  }
-  if (data instanceof Uint8Array && dtype === 'U8') return data;
-  throw bad();
-}
-
-/** Header bytes (JSON padded with spaces to a multiple of 8, as the Python library does), without the length prefix. */
-export function buildHeader(tensors: TensorHeader[], metadata?: Record<string, string>):
-  { header: Uint8Array; offsets: number[] } {
-  const obj: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) obj.__metadata__ = metadata;
-  let pos = 0;
-  const offsets: number[] = [];
-  const seen = new Set<string>();
-  for (const t of tensors) {
-    if (t.name === '__metadata__' || seen.has(t.name)) throw new SafetensorsError(`tensor name "${t.name}" is reserved or repeated`);
-    seen.add(t.name);
-    if (!(t.dtype in DTYPE_BYTES)) throw new SafetensorsError(`tensor "${t.name}": unknown dtype ${t.dtype}`);
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`tensor "${t.name}": shape ${JSON.stringify(t.shape)} must be non-negative integers`);
-    }
-    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    offsets.push(pos);
-    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + bytes] };
-    pos += bytes;
-  }
-  offsets.push(pos);
-  let json = JSON.stringify(obj);
-  const raw = new TextEncoder().encode(json);
-  const pad = (8 - (raw.byteLength % 8)) % 8;
-  json += ' '.repeat(pad);
-  return { header: new TextEncoder().encode(json), offsets };
-}
-
-/**
- * Streaming writer: the header (names, dtypes, shapes) first, then tensor data in that order, each tensor
- * either whole (`writeTensor`) or in consecutive pieces (`append`), so a converter or a random-weight
- * generator never holds the whole checkpoint. `close()` checks every byte was written; `abort()` removes
- * the partial file.
- */
-export class SafetensorsWriter {
-  readonly path: string;
-  private fd: number | null;
-  private readonly tensors: TensorHeader[];
-  private readonly offsets: number[];
-  private readonly dataStart: number;
-  private index = 0; // current tensor
-  private written = 0; // bytes written into the current tensor
-
-  private readonly hash?: Hash;
-  private digestHex?: string;
-  /** Total bytes written so far (the file size once closed). */
-  bytesWritten = 0;
-
-  /** With `sha256`, the file's hash is computed while writing (bytes go out in file order); see `sha256()`. */
-  constructor(path: string, tensors: TensorHeader[], metadata?: Record<string, string>, opts: { sha256?: boolean } = {}) {
-    const { header, offsets } = buildHeader(tensors, metadata);
-    if (opts.sha256) this.hash = createHash('sha256');
-    this.path = path;
-    this.tensors = tensors.map((t) => ({ ...t, shape: [...t.shape] }));
-    this.offsets = offsets;
-    this.dataStart = 8 + header.byteLength;
-    try {
-      this.fd = fs.openSync(path, 'w');
-    } catch (e) {
-      throw new SafetensorsError(`${path}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const len = new Uint8Array(8);
-    new DataView(len.buffer).setBigUint64(0, BigInt(header.byteLength), true);
-    writeFully(this.fd, len, 0);
-    writeFully(this.fd, header, 8);
-    this.hash?.update(len).update(header);
-    this.bytesWritten = 8 + header.byteLength;
-  }
-
-  /** Hex sha256 of the complete file (needs `{ sha256: true }` and a successful `close()`). */
-  sha256(): string {
-    if (!this.digestHex) throw new SafetensorsError(`${this.path}: sha256 is only available after close() of a writer made with { sha256: true }`);
-    return this.digestHex;
-  }
-
-  /** Name of the tensor the next `append` writes into (undefined when all are complete). */
-  get current(): string | undefined {
-    this.skipEmpty();
-    return this.tensors[this.index]?.name;
-  }
-
-  /** Append the next elements of the current tensor (float data is encoded to its dtype). */
-  append(data: TensorData): void {
-    this.skipEmpty();
-    const t = this.tensors[this.index];
-    if (!t) throw new SafetensorsError(`${this.path}: all ${this.tensors.length} tensors already written`);
-    this.appendEncoded(encodeTensorData(t.dtype, data, t.name));
-  }
-
-  /** Append bytes already in the current tensor's dtype (a whole number of elements). */
-  appendEncoded(bytes: Uint8Array): void {
-    this.skipEmpty();
-    const t = this.tensors[this.index];
-    if (!t) throw new SafetensorsError(`${this.path}: all ${this.tensors.length} tensors already written`);
-    if (bytes.byteLength % DTYPE_BYTES[t.dtype] !== 0) {
-      throw new SafetensorsError(`${this.path}: tensor "${t.name}": ${bytes.byteLength} bytes is not a whole number of ${t.dtype} elements`);
-    }
-    const need = this.offsets[this.index + 1] - this.offsets[this.index];
-    if (this.written + bytes.byteLength > need) {
-      throw new SafetensorsError(`${this.path}: tensor "${t.name}" [${t.shape.join(', ')}] ${t.dtype} takes ${need} bytes; got ${this.written + bytes.byteLength}`);
-    }
-    writeFully(this.handle(), bytes, this.dataStart + this.offsets[this.index] + this.written);
-    this.hash?.update(bytes);
-    this.written += bytes.byteLength;
-    this.bytesWritten += bytes.byteLength;
-    if (this.written === need) {
-      this.index++;
-      this.written = 0;
-    }
-  }
-
-  /** Write one whole tensor; it must be the next one declared in the header. */
-  writeTensor(name: string, data: TensorData): void {
-    // Empty tensors need no bytes: skip any before `name`, and accept `name` itself when empty.
-    while (this.written === 0 && this.isEmpty(this.index) && this.tensors[this.index].name !== name) this.index++;
-    const t = this.tensors[this.index];
-    if (!t || t.name !== name) {
-      throw new SafetensorsError(`${this.path}: expected tensor "${t?.name ?? '(none left)'}" next, got "${name}"`);
-    }
-    if (this.written !== 0) throw new SafetensorsError(`${this.path}: tensor "${name}" was already partly written`);
-    if (data.length !== numel(t.shape)) {
-      throw new SafetensorsError(`${this.path}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel(t.shape)} elements) but ${data.length} values were given`);
-    }
-    if (this.isEmpty(this.index)) this.index++;
-    else this.append(data);
-  }
-
-  close(): void {
-    this.skipEmpty();
-    if (this.index < this.tensors.length) {
-      const name = this.tensors[this.index].name;
-      this.abort();
-      throw new SafetensorsError(`${this.path}: closed before tensor "${name}" was complete; file removed`);
-    }
-    fs.closeSync(this.handle());
-    this.fd = null;
-    if (this.hash) this.digestHex = this.hash.digest('hex');
-  }
-
-  /** Close and delete the partial file. */
-  abort(): void {
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
-    fs.rmSync(this.path, { force: true });
-  }
-
-  private isEmpty(i: number): boolean {
-    return i < this.tensors.length && this.offsets[i + 1] === this.offsets[i];
-  }
-
-  private skipEmpty(): void {
-    while (this.written === 0 && this.isEmpty(this.index)) this.index++;
-  }
-
-  private handle(): number {
-    if (this.fd === null) throw new SafetensorsError(`${this.path}: writer is closed`);
-    return this.fd;
-  }
-}
-
-/** Write tensors in the given order (data offsets follow that order). */
-export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
-  for (const t of tensors) {
-    if (t.data.length !== numel(t.shape)) {
-      throw new SafetensorsError(`${path}: tensor "${t.name}" has shape [${t.shape.join(', ')}] (${numel(t.shape)} elements) but ${t.data.length} values were given`);
-    }
-  }
-  const w = new SafetensorsWriter(path, tensors, metadata);
-  try {
-    for (const t of tensors) w.writeTensor(t.name, t.data);
-    w.close();
-  } catch (e) {
-    w.abort();
-    throw e;
   }
 }

@@ -26,9 +26,15 @@ const LIBTF_OFFICIAL_VERSION = '2.9.1'; // what tfjs-node 4.22 asks for
 const log = (msg) => console.error(`[minicpmv native setup] ${msg}`);
 
 function tfjsNodeDir() {
-  // node_modules/minicpmv-native-setup -> node_modules/@tensorflow/tfjs-node
-  const dir = path.resolve(__dirname, '..', '@tensorflow', 'tfjs-node');
-  return fs.existsSync(path.join(dir, 'package.json')) ? dir : null;
+  // The nearest node_modules above this package that holds tfjs-node: node_modules/minicpmv-native-setup
+  // in a checkout of minicpmv-ts; node_modules/minicpmv-ts/node_modules/minicpmv-native-setup (bundled)
+  // when a project installed minicpmv-ts, with tfjs-node hoisted into the project's node_modules.
+  for (let d = path.dirname(__dirname); d !== path.dirname(d); d = path.dirname(d)) {
+    if (path.basename(d) !== 'node_modules') continue;
+    const dir = path.join(d, '@tensorflow', 'tfjs-node');
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+  }
+  return null;
 }
 
 function cacheRoot() {

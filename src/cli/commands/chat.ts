@@ -1,11 +1,13 @@
 // `minicpmv chat`: one question (or a conversation) about one image.
 import readline from 'node:readline';
 import { bool, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
-import { InputError, type Command, type CommandIO } from '../command.ts';
-import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
+import type { Command, CommandIO } from '../command.ts';
+import { BACKEND_FLAG, MODEL_FLAG, backendJson, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
+import { UserError } from '../../errors.ts';
 import { loadImage } from '../../image/decode.ts';
-import { buildPrompt, ChatSession, ORIGINAL_DEFAULTS, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
-import { isBundledModel, loadModelConfig, loadTokenizer } from '../../model/load.ts';
+import { buildPrompt, ChatSession, encodePrompt, ORIGINAL_DEFAULTS, PromptError, tooLong, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { checkDecodeOptions, type DecodeRanges } from '../../model/generate.ts';
+import { isBundledModel, loadModelConfig, loadTokenizer } from '../../model/model_dir.ts';
 
 /** The bundled random model would run to 2048 tokens without meeting EOS; keep its demo short. */
 const BUNDLED_MAX_NEW_TOKENS = 48;
@@ -13,22 +15,29 @@ const BUNDLED_MAX_NEW_TOKENS = 48;
 const flags: FlagSpecs = {
   ...MODEL_FLAG,
   image: { type: 'string', metavar: 'FILE', help: 'image file (PNG or JPEG)' },
-  prompt: { type: 'string', metavar: 'TEXT', help: 'the question' },
+  prompt: { type: 'string', short: 'p', metavar: 'TEXT', help: 'the question' },
   msgs: { type: 'string', metavar: 'FILE.json', help: 'a conversation: JSON list of {role, content}; the image goes to the first user message' },
   decode: { type: 'string', choices: ['beam', 'greedy', 'sample'], default: 'beam', help: 'decoding; beam is the original default' },
   beams: { type: 'int', metavar: 'N', help: `beam count (default ${ORIGINAL_DEFAULTS.numBeams})` },
   'repetition-penalty': { type: 'number', metavar: 'X', help: `penalty on generated ids (default ${ORIGINAL_DEFAULTS.repetitionPenalty} for beam, none otherwise)` },
-  temperature: { type: 'number', metavar: 'T', help: `sampling temperature (default ${ORIGINAL_DEFAULTS.temperature})` },
+  temperature: { type: 'number', aliases: ['temp'], metavar: 'T', help: `sampling temperature (default ${ORIGINAL_DEFAULTS.temperature})` },
   'top-p': { type: 'number', metavar: 'P', help: `nucleus sampling mass in (0,1] (default ${ORIGINAL_DEFAULTS.topP})` },
   'top-k': { type: 'int', metavar: 'K', help: `keep the K most likely tokens, 0 = all (default ${ORIGINAL_DEFAULTS.topK})` },
   seed: { type: 'int', metavar: 'N', help: 'sampling seed (default 0)' },
-  'max-new-tokens': { type: 'int', metavar: 'N', help: `new-token limit (default ${ORIGINAL_DEFAULTS.maxNewTokens}; ${BUNDLED_MAX_NEW_TOKENS} with the bundled tiny model)` },
-  json: { type: 'boolean', help: 'print {answer, tokens, timings} as JSON (tokens: generated ids before clean-up)' },
-  interactive: { type: 'boolean', short: 'i', help: 'keep the image and history, ask questions from stdin' },
+  'max-new-tokens': { type: 'int', short: 'n', metavar: 'N', help: `new-token limit (default ${ORIGINAL_DEFAULTS.maxNewTokens}; ${BUNDLED_MAX_NEW_TOKENS} with the bundled tiny model)` },
+  truncate: { type: 'boolean', help: 'a prompt over 2048 tokens keeps its first 2048, as the original chat() does (else it is refused)' },
+  json: { type: 'boolean', help: 'print {answer, tokens, timings, backend, weights} as JSON (tokens: generated ids before clean-up)' },
+  interactive: { type: 'boolean', short: 'i', help: 'keep the image and history, ask questions from stdin (/clear, /image PATH, /quit)' },
   ...BACKEND_FLAG,
 };
 
-function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {
+/** The flag behind each decoding option, for messages. */
+const FLAG_OF: Record<keyof DecodeRanges, string> = {
+  maxNewTokens: 'max-new-tokens', numBeams: 'beams', repetitionPenalty: 'repetition-penalty',
+  temperature: 'temperature', topP: 'top-p', topK: 'top-k', seed: 'seed',
+};
+
+export function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOptions {
   const mode = str(p, 'decode') as DecodeMode;
   const sampling = ['temperature', 'top-p', 'top-k', 'seed'].filter((k) => p.flags[k] !== undefined);
   if (mode !== 'sample' && sampling.length) throw new UsageError(`--${sampling[0]} only applies to --decode sample`);
@@ -39,12 +48,7 @@ function decodeOptions(p: ReturnType<typeof parseArgs>, bundled: boolean): AskOp
     numBeams: num(p, 'beams'), repetitionPenalty: num(p, 'repetition-penalty'),
     temperature: num(p, 'temperature'), topP: num(p, 'top-p'), topK: num(p, 'top-k'), seed: num(p, 'seed'),
   };
-  if (o.maxNewTokens! <= 0) throw new UsageError(`--max-new-tokens must be positive, got ${o.maxNewTokens}`);
-  if (o.numBeams !== undefined && o.numBeams < 1) throw new UsageError(`--beams must be at least 1, got ${o.numBeams}`);
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new UsageError(`--repetition-penalty must be > 0, got ${o.repetitionPenalty}`);
-  if (o.temperature !== undefined && !(o.temperature > 0)) throw new UsageError(`--temperature must be > 0, got ${o.temperature}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${o.topP}`);
-  if (o.topK !== undefined && o.topK < 0) throw new UsageError(`--top-k must be >= 0, got ${o.topK}`);
+  checkDecodeOptions(o, (k) => `--${FLAG_OF[k]}`);
   return o;
 }
 
@@ -57,20 +61,24 @@ function summary(io: CommandIO, r: ChatReply, loadMs: number): void {
     `decode ${t.decodeSteps} steps at ${t.decodeTokPerS.toFixed(2)} step/s`,
     `peak RSS ${peakRssMiB().toFixed(0)} MiB`,
   ].filter(Boolean);
-  io.err(`[${parts.join(' | ')}]`);
-  if (r.prompt.truncated) io.err(`note: the prompt had ${r.prompt.fullLength} tokens and was cut to the first 2048, as the original does`);
+  io.err(`[${parts.join(' | ')}${r.stopped ? ' | interrupted' : ''}]`);
+  for (const w of r.warnings) io.err(`warning: ${w}`);
 }
+
+const INTERACTIVE_HELP = 'interactive: type a question and press Enter; /clear starts a new conversation on the same image, ' +
+  '/image PATH changes the image, /quit (or an empty line, or Ctrl-D) ends; Ctrl-C stops an answer.';
 
 export const command: Command = {
   name: 'chat',
   summary: 'answer a question about an image',
-  usage: '--image FILE (--prompt TEXT | --msgs FILE.json) [--model DIR] [--decode beam|greedy|sample] [...]',
+  usage: '--image FILE (--prompt TEXT | --msgs FILE.json | -i) [--model DIR] [--decode beam|greedy|sample] [...]',
   flags,
   details: [
     'examples:',
-    '  minicpmv chat --image examples/cat.png --prompt "What is in the image?"',
-    '  minicpmv chat --model ~/MiniCPM-V --image photo.jpg --prompt "Describe it." --decode greedy',
+    '  minicpmv chat --image examples/red_ball.png --prompt "What is in the image?"',
+    '  minicpmv chat -m ~/MiniCPM-V --image photo.jpg -p "Describe it." --decode greedy -n 64',
     '  minicpmv chat --image photo.jpg -i          # interactive: one question per line',
+    'Ctrl-C stops an answer and prints what came so far (interactive: back to the prompt).',
   ].join('\n'),
   async run(argv, io) {
     const p = parseArgs(argv, flags);
@@ -78,42 +86,93 @@ export const command: Command = {
     if (!image) throw new UsageError('--image FILE is required');
     const prompt = str(p, 'prompt'), msgsFile = str(p, 'msgs');
     if (prompt !== undefined && msgsFile !== undefined) throw new UsageError('give either --prompt or --msgs, not both');
-    if (bool(p, 'interactive') && bool(p, 'json')) throw new UsageError('--interactive and --json cannot be combined');
-    if (!bool(p, 'interactive') && prompt === undefined && msgsFile === undefined) throw new UsageError('--prompt TEXT or --msgs FILE.json is required (or -i)');
+    const interactive = bool(p, 'interactive'), json = bool(p, 'json');
+    if (interactive && json) throw new UsageError('--interactive and --json cannot be combined');
+    if (!interactive && prompt === undefined && msgsFile === undefined) throw new UsageError('--prompt TEXT or --msgs FILE.json is required (or -i)');
     if (prompt !== undefined && prompt.trim() === '') throw new UsageError('--prompt is empty');
     const dir = modelDir(str(p, 'model'));
-    const opts = decodeOptions(p, isBundledModel(dir));
+    const opts: AskOptions = { ...decodeOptions(p, isBundledModel(dir)), truncate: bool(p, 'truncate') };
     const msgs: ChatMessage[] | undefined = msgsFile ? readMsgs(msgsFile) : prompt !== undefined ? [{ role: 'user', content: prompt }] : undefined;
     // Check the inputs before the (slow) weights, so a mistake fails at once.
     const cfg = loadModelConfig(dir);
-    if (msgs) buildPrompt(msgs, cfg.resampler.numQueries);
-    const img = loadImage(image);
+    let img = loadImage(image);
     const tokenizer = loadTokenizer(dir);
-    await startBackend(io, str(p, 'backend'), bool(p, 'json'));
-    const { model, ms: loadMs } = loadWithProgress(io, dir);
-    const session = new ChatSession(model, tokenizer, img);
-    const json = bool(p, 'json');
+    if (msgs) {
+      // The prompt's length is known before anything loads: refuse a too-long one now, or say what is cut.
+      const e = encodePrompt(tokenizer, buildPrompt(msgs, cfg.resampler.numQueries));
+      if (e.truncated && !opts.truncate) throw new PromptError(tooLong(e.fullLength));
+      if (e.truncated) io.err(`note: the prompt has ${e.fullLength} tokens; keeping the first ${e.ids.length}, as the original chat() does (${e.fullLength - e.ids.length} cut from the end)`);
+    }
+    const backend = await startBackend(io, str(p, 'backend'), json);
+    const { model, ms: loadMs } = await loadWithProgress(io, dir);
+    let session = new ChatSession(model, tokenizer, img);
     const streams = !json && opts.mode !== 'beam';
-    const ask = (m: ChatMessage[]): ChatReply => {
-      const r = session.reply(m, { ...opts, onText: streams ? (d) => process.stdout.write(d) : undefined });
-      if (json) io.out(JSON.stringify({ answer: r.answer, tokens: r.tokens, timings: { loadMs, ...r.timings, peakRssMiB: peakRssMiB() } }));
-      else if (streams) process.stdout.write('\n');
+    const ask = async (m: ChatMessage[]): Promise<ChatReply> => {
+      // Ctrl-C stops this answer (the reply says so); outside an answer it keeps its usual meaning.
+      const stop = new AbortController();
+      const onSigint = () => stop.abort();
+      process.on('SIGINT', onSigint);
+      const beamProgress = !json && opts.mode === 'beam' && io.isTTY;
+      let r: ChatReply;
+      try {
+        r = await session.replyAsync(m, {
+          ...opts, signal: stop.signal,
+          onText: streams ? (d) => process.stdout.write(d) : undefined,
+          onStep: beamProgress ? (s) => {
+            if (s.kind !== 'beam') return;
+            const best = s.candidates.find((c) => c.fate === 'continues');
+            const ids = best ? [...s.beams[best.beam], best.token] : [];
+            io.err(`\r\x1b[2Kbeam step ${s.step}: ${tokenizer.decode(ids).replace(/\s+/g, ' ').slice(-60)}`, false);
+          } : undefined,
+        });
+      } finally {
+        process.off('SIGINT', onSigint);
+        if (beamProgress) io.err('\r\x1b[2K', false);
+      }
+      if (json) {
+        io.out(JSON.stringify({
+          answer: r.answer, tokens: r.tokens, stopped: r.stopped, warnings: r.warnings,
+          timings: { loadMs, ...r.timings, peakRssMiB: peakRssMiB() },
+          backend: backendJson(backend), weights: { dtype: 'f32', residentBytes: model.weightBytes() },
+        }));
+      } else if (streams) process.stdout.write('\n');
       else io.out(r.answer);
       return r;
     };
     try {
-      if (msgs) summary(io, ask(msgs), loadMs);
-      if (!bool(p, 'interactive')) return 0;
+      if (msgs) {
+        const r = await ask(msgs);
+        summary(io, r, loadMs);
+        if (r.stopped && !interactive) return 130;
+      }
+      if (!interactive) return 0;
       const rl = readline.createInterface({ input: process.stdin, terminal: false });
-      if (io.isTTY) io.err('interactive: type a question and press Enter; an empty line or Ctrl-D ends.');
+      io.err(INTERACTIVE_HELP);
+      io.err('> ', false);
       for await (const line of rl) {
-        if (line.trim() === '') break;
+        const text = line.trim();
+        if (text === '' || text === '/quit' || text === '/exit') break;
         try {
-          summary(io, ask([...session.history, { role: 'user', content: line }]), 0);
+          if (text === '/clear') {
+            session.history.splice(0);
+            io.err('(new conversation, same image)');
+          } else if (text.startsWith('/image')) {
+            const file = text.slice('/image'.length).trim();
+            if (!file) throw new UsageError('/image needs a file: /image PATH');
+            img = loadImage(file);
+            session.dispose();
+            session = new ChatSession(model, tokenizer, img);
+            io.err(`(new conversation about ${file})`);
+          } else if (text.startsWith('/')) {
+            io.err(`unknown command ${text.split(/\s/)[0]}; /clear, /image PATH, /quit`);
+          } else {
+            summary(io, await ask([...session.history, { role: 'user', content: line }]), 0);
+          }
         } catch (e) {
-          if (e instanceof Error && e.name === 'PromptError') io.err(`minicpmv chat: ${e.message}`);
+          if (e instanceof UserError) io.err(`minicpmv chat: ${e.message}`);
           else throw e;
         }
+        io.err('> ', false);
       }
       return 0;
     } finally {
@@ -122,5 +181,3 @@ export const command: Command = {
     }
   },
 };
-
-export { InputError };

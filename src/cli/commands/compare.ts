@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import { UsageError, bool, list, num, parseArgs, str } from '../args.ts';
 import type { Command, CommandIO } from '../command.ts';
-import { compareFiles, formatNumber, formatShape, resultToJson, type CompareResult, type KeyResult } from '../../parity/compare.ts';
+import type { KeyResult } from '../../parity/compare.ts';
+import { compareFiles, type CompareResult } from '../../parity/compare_files.ts';
+import { formatNumber, formatShape, resultToJson } from '../../parity/format.ts';
 import { renderHtml } from '../../parity/report_html.ts';
 
 const flags = {

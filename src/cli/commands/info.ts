@@ -5,8 +5,7 @@ import { bool, parseArgs, str, type FlagSpecs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { BACKEND_FLAG, MODEL_FLAG, modelDir, startBackend } from '../common.ts';
 import { expectedTensors, type MiniCPMVConfig } from '../../config.ts';
-import { describeBackend } from '../../backend/index.ts';
-import { loadModelConfig } from '../../model/load.ts';
+import { loadModelConfig } from '../../model/model_dir.ts';
 import { openCheckpoint } from '../../weights/checkpoint.ts';
 
 const flags: FlagSpecs = { ...MODEL_FLAG, ...BACKEND_FLAG, json: { type: 'boolean', help: 'JSON output' } };
@@ -33,6 +32,7 @@ export const command: Command = {
     const storedDtypes = [...new Set(ckpt.keys().map((k) => ckpt.info(k).dtype))];
     ckpt.close();
     const backend = await startBackend(io, str(p, 'backend'), true);
+    const { describeBackend } = await import('../../backend/index.ts');
     const counts = parameterCounts(cfg);
     const total = counts.vision + counts.resampler + counts.llm;
     // Both backends hold every weight as float32; activations for one 448x448 image and a

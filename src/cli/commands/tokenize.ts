@@ -1,8 +1,9 @@
 // `minicpmv tokenize`: text to ids (as the original tokenizer, BOS added) and ids to text.
 import { bool, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
-import type { Command } from '../command.ts';
-import { MODEL_FLAG, modelDir, readFileText } from '../common.ts';
-import { loadTokenizer } from '../../model/load.ts';
+import { InputError, type Command } from '../command.ts';
+import { MODEL_FLAG, modelDir } from '../common.ts';
+import { forEachLine, MiB } from '../../files.ts';
+import { loadTokenizer } from '../../model/model_dir.ts';
 
 const flags: FlagSpecs = {
   ...MODEL_FLAG,
@@ -12,6 +13,9 @@ const flags: FlagSpecs = {
   'no-bos': { type: 'boolean', help: 'do not prepend BOS when encoding' },
   json: { type: 'boolean', help: 'JSON output (ids and pieces, or the text)' },
 };
+
+/** One line of --file holds one text to encode; longer lines are refused rather than read whole. */
+const MAX_LINE_BYTES = 64 * MiB;
 
 export function parseIds(s: string, vocab: number): number[] {
   const parts = s.split(/[,\s]+/).filter(Boolean);
@@ -45,17 +49,17 @@ export const command: Command = {
       io.out(bool(p, 'json') ? JSON.stringify({ ids, pieces: ids.map((i) => tok.idToPiece(i)) }) : ids.join(' '));
       return 0;
     }
+    // Line by line, so a file of any size takes bounded memory and `| head -1` stops the reading at once.
     const file = str(p, 'file')!;
-    const lines = readFileText(file, '--file').split('\n');
-    lines.forEach((line, n) => {
+    forEachLine(file, `--file ${file}`, MAX_LINE_BYTES, (m) => new InputError(m), (line, n) => {
       if (line.trim() === '') return;
       let s: unknown;
       try {
         s = JSON.parse(line);
       } catch {
-        throw new UsageError(`${file}:${n + 1}: not a JSON string`);
+        throw new UsageError(`${file}:${n}: not a JSON string`);
       }
-      if (typeof s !== 'string') throw new UsageError(`${file}:${n + 1}: expected a JSON string, got ${typeof s}`);
+      if (typeof s !== 'string') throw new UsageError(`${file}:${n}: expected a JSON string, got ${typeof s}`);
       io.out(JSON.stringify(tok.encode(s, { addBos })));
     });
     return 0;

@@ -7,13 +7,14 @@ import { list, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.t
 import { InputError, type Command } from '../command.ts';
 import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, readMsgs, startBackend } from '../common.ts';
 import { progress } from '../progress.ts';
+import { openRegularFile } from '../../files.ts';
 import { loadImage } from '../../image/decode.ts';
 import { preprocess } from '../../image/preprocess.ts';
 import { buildPrompt, encodePrompt, type ChatMessage } from '../../model/chat.ts';
-import { greedy } from '../../model/generate.ts';
-import { hookNames, Hooks } from '../../model/hooks.ts';
+import { greedy, MAX_NEW_TOKENS } from '../../model/generate.ts';
+import { hookNames, hookSummary, Hooks } from '../../model/hooks.ts';
 import { loadModelConfig, loadTokenizer } from '../../model/load.ts';
-import { ActivationRecorder } from '../../model/trace.ts';
+import { ActivationRecorder } from '../../parity/trace.ts';
 import { compileGlobs, matchKey } from '../../parity/globs.ts';
 import { SafetensorsFile } from '../../weights/safetensors.ts';
 
@@ -41,7 +42,7 @@ function readPatches(specs: string[], valid: string[]): Map<string, tf.Tensor> {
     if (eq <= 0) throw new UsageError(`--patch expects KEY=FILE.safetensors, got "${spec}"`);
     const key = spec.slice(0, eq), file = spec.slice(eq + 1);
     if (!valid.includes(key)) throw new UsageError(`--patch: unknown hook "${key}"; valid hooks: ${abbreviate(valid)}`);
-    if (!fs.existsSync(file)) throw new InputError(`--patch file ${file} does not exist`);
+    fs.closeSync(openRegularFile(file, `--patch file ${file}`, (m) => new InputError(m)).fd);
     const f = SafetensorsFile.open(file);
     try {
       const name = f.has(key) ? key : f.keys().length === 1 ? f.keys()[0] : undefined;
@@ -59,9 +60,7 @@ export const command: Command = {
   summary: 'record activations by PyTorch module name',
   usage: '--image FILE (--prompt TEXT | --msgs FILE.json) --out FILE.safetensors [--hooks GLOBS] [--new-tokens N] [--patch KEY=FILE]',
   flags,
-  details: 'hook names: pixel_values, vpm.patch_embed, vpm.pos_embed_resampled, vpm.blocks.{i}[.norm1|.attn|.norm2|.mlp], vpm.norm,\n' +
-    'resampler.{kv_proj,ln_kv,ln_q,attn,ln_post}, resampler, input_ids, inputs_embeds,\n' +
-    'llm.model.layers.{i}[.input_layernorm|.self_attn|.post_attention_layernorm|.mlp], llm.model.norm, logits\n' +
+  details: `hook names: ${hookSummary()}\n` +
     'example: minicpmv trace --image img.png --prompt "What is it?" --hooks "vpm.blocks.*,llm.model.layers.*,logits" --out mine.safetensors',
   async run(argv, io) {
     const p = parseArgs(argv, flags);
@@ -71,7 +70,7 @@ export const command: Command = {
     if ((prompt === undefined) === (msgsFile === undefined)) throw new UsageError('give exactly one of --prompt or --msgs');
     if (prompt !== undefined && prompt.trim() === '') throw new UsageError('--prompt is empty');
     const newTokens = num(p, 'new-tokens')!;
-    if (newTokens < 0) throw new UsageError(`--new-tokens must be >= 0, got ${newTokens}`);
+    if (newTokens < 0 || newTokens > MAX_NEW_TOKENS) throw new UsageError(`--new-tokens must be an integer in 0..${MAX_NEW_TOKENS}, got ${newTokens}`);
     const dir = modelDir(str(p, 'model'));
     const cfg = loadModelConfig(dir);
     const valid = hookNames(cfg);
@@ -86,7 +85,7 @@ export const command: Command = {
     const pixels = preprocess(loadImage(image), cfg.vision.imageSize);
     await startBackend(io, str(p, 'backend'));
     const patches = readPatches((p.flags.patch as string[] | undefined) ?? [], valid);
-    const { model } = loadWithProgress(io, dir);
+    const { model } = await loadWithProgress(io, dir);
     const recorder = new ActivationRecorder(out);
     const selected = valid.filter(select).length;
     const bar = progress(io, 'tracing');
@@ -98,7 +97,7 @@ export const command: Command = {
     try {
       tf.tidy(() => {
         const embeds = model.promptEmbeds({ pixelValues: pixels, inputIds: encoded.ids, imageBounds: encoded.bounds }, hooks);
-        model.decode(embeds, { hooks, logits: 'all' });
+        model.llm.forward(embeds, { hooks, logits: 'all' });
         if (newTokens > 0) {
           const gen = greedy(model.llm, embeds, { maxNewTokens: newTokens, eosId: tokenizer.eosId });
           recorder.record('greedy.ids', { shape: [gen.length], data: Int32Array.from(gen) });

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as tf from '../tfjs.ts';
-import { SafetensorsWriter, type TensorHeader } from '../weights/safetensors.ts';
+import { SafetensorsWriter, type TensorHeader } from '../weights/safetensors_writer.ts';
 
 export interface KeyStats {
   shape: number[];
