@@ -15,8 +15,9 @@ const built = requirement(fs.existsSync(path.join(repoRoot, 'dist', 'index.js'))
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'minicpmv-package-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const npm = (args: string[], cwd: string, timeout = 600_000) =>
-  spawnSync('npm', args, { cwd, encoding: 'utf8', timeout, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' } });
+// The compiled build, as users run it (the suite's MINICPMV_FROM_SOURCE would send the bin to tsx).
+const env = { ...process.env, MINICPMV_FROM_SOURCE: '', npm_config_audit: 'false', npm_config_fund: 'false' };
+const npm = (args: string[], cwd: string, timeout = 600_000) => spawnSync('npm', args, { cwd, encoding: 'utf8', timeout, env });
 
 describe('the package', () => {
   it('exports its compiled entry and types, and runs its bin from dist/', () => {
@@ -81,7 +82,7 @@ describe.skipIf(unmet(inCi, built))(named('installed from its tarball into an em
     const r = npm(['install', '--prefer-offline', tarball], dir);
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
     const imp = spawnSync(process.execPath, ['--input-type=module', '-e', "import('minicpmv-ts').then((m) => console.log(typeof m.loadModel))"],
-      { cwd: dir, encoding: 'utf8' });
+      { cwd: dir, encoding: 'utf8', env });
     expect(imp.stdout.trim(), imp.stderr).toBe('function');
     fs.writeFileSync(path.join(dir, 'main.ts'), CONSUMER_TS);
     // TF.js's own declarations need skipLibCheck (as for any TF.js user); this package's must type-check.
@@ -91,11 +92,11 @@ describe.skipIf(unmet(inCi, built))(named('installed from its tarball into an em
     }));
     const tsc = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
     expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
-    const help = spawnSync(path.join(dir, 'node_modules', '.bin', 'minicpmv'), ['--help'], { cwd: dir, encoding: 'utf8' });
+    const help = spawnSync(path.join(dir, 'node_modules', '.bin', 'minicpmv'), ['--help'], { cwd: dir, encoding: 'utf8', env });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^minicpmv: MiniCPM-V v1/);
     const chat = spawnSync(path.join(dir, 'node_modules', '.bin', 'minicpmv'),
-      ['chat', '--image', path.join(repoRoot, 'examples', 'red_ball.png'), '-p', 'Hi', '--decode', 'greedy', '-n', '2', '--json'], { cwd: dir, encoding: 'utf8' });
+      ['chat', '--image', path.join(repoRoot, 'examples', 'red_ball.png'), '-p', 'Hi', '--decode', 'greedy', '-n', '2', '--json'], { cwd: dir, encoding: 'utf8', env });
     expect(chat.status, chat.stderr).toBe(0);
     expect(JSON.parse(chat.stdout).backend.name).toBe('tensorflow');
     expect(chat.stderr).not.toMatch(/absl|oneDNN/); // TensorFlow's load banner stays quiet without --verbose
@@ -105,7 +106,7 @@ describe.skipIf(unmet(inCi, built))(named('installed from its tarball into an em
     const dir = project('no-scripts');
     const r = npm(['install', '--prefer-offline', '--ignore-scripts', tarball], dir);
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const info = spawnSync(path.join(dir, 'node_modules', '.bin', 'minicpmv'), ['info'], { cwd: dir, encoding: 'utf8' });
+    const info = spawnSync(path.join(dir, 'node_modules', '.bin', 'minicpmv'), ['info'], { cwd: dir, encoding: 'utf8', env });
     expect(info.status, info.stderr).toBe(0);
     const line = info.stdout.split('\n').find((l) => l.startsWith('backend:'))!;
     expect(line).toMatch(/^backend: cpu \(native tensorflow backend not used: .*not built.*run `npm rebuild`/);

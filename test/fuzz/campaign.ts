@@ -28,8 +28,6 @@ export interface CampaignOptions {
   hangMs: number;
   /** A process whose resident memory passes this is a blow-up (default 1.5 GiB). */
   maxRssMiB: number;
-  /** Include the mutations that reach defects known to be open elsewhere (default true; see targets.ts). */
-  knownOpen: boolean;
   /** Where found inputs go; undefined: keep none. */
   outDir?: string;
   /** Called with progress lines. */
@@ -55,7 +53,7 @@ export interface TargetReport {
   findings: Finding[];
 }
 
-const DEFAULTS: CampaignOptions = { runs: 1000, seed: 1, hangMs: 10_000, maxRssMiB: 1536, knownOpen: true };
+const DEFAULTS: CampaignOptions = { runs: 1000, seed: 1, hangMs: 10_000, maxRssMiB: 1536 };
 
 /** CPU time (user + system) of a process in ms, from /proc (clock ticks of 10 ms on Linux). */
 function cpuMs(pid: number): number {
@@ -136,7 +134,7 @@ export async function fuzzTarget(target: string, options: Partial<CampaignOption
   const total = o.runs + files.length;
   const r: TargetReport = { target, inputs: 0, ok: 0, userErrors: 0, crashes: 0, hangs: 0, blowups: 0, seconds: 0, slowestMs: 0, slowestInput: '',
     peakRssMiB: 0, workers: 0, findings: [] };
-  const inputOf = (i: number) => (i < o.runs ? generateInput(TARGETS[target], o.seed, i, o.knownOpen) : new Uint8Array(fs.readFileSync(files[i - o.runs])));
+  const inputOf = (i: number) => (i < o.runs ? generateInput(TARGETS[target], o.seed, i) : new Uint8Array(fs.readFileSync(files[i - o.runs])));
   const name = (i: number) => (i < o.runs ? `input ${i}` : `corpus ${path.basename(files[i - o.runs])}`);
   const t0 = performance.now();
   let next = 0;
@@ -144,7 +142,7 @@ export async function fuzzTarget(target: string, options: Partial<CampaignOption
   while (next < total) {
     let running = -1;
     const from = next;
-    const args = [o.seed, o.runs, from, total, o.maxRssMiB, o.knownOpen ? 1 : 0].map(String).concat(files);
+    const args = [o.seed, o.runs, from, total, o.maxRssMiB].map(String).concat(files);
     r.workers++;
     const w = await runWorker(target, args, o, (line) => {
       const [tag, idx, ms, outcome, ...more] = line.split(' ');
@@ -215,7 +213,7 @@ async function cli(argv: string[]): Promise<number> {
   const outDir = opt('out') ?? path.join(os.tmpdir(), `minicpmv-fuzz-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const o: Partial<CampaignOptions> = {
     runs: Number(opt('runs') ?? 1000), seed: Number(opt('seed') ?? 1), hangMs: Number(opt('hang-ms') ?? 10_000),
-    maxRssMiB: Number(opt('max-rss-mib') ?? 1536), knownOpen: !argv.includes('--skip-known-open'), outDir, log: (l) => console.error(l),
+    maxRssMiB: Number(opt('max-rss-mib') ?? 1536), outDir, log: (l) => console.error(l),
   };
   console.log(corpusOnly ? 'replaying the regression corpus (test/fuzz/corpus)' :
     `fuzz campaign: ${o.runs} generated inputs per target (seed ${o.seed}) after the regression corpus; hang > ${o.hangMs} ms, ` +

@@ -39,9 +39,9 @@ function runOne(i: number, input: Uint8Array, maxRssMiB: number): void {
   report(`D ${i} ${ms.toFixed(1)} ${outcome}`);
 }
 
-const [seed, runs, from, to, maxRss, knownOpen] = rest.slice(0, 6).map(Number);
-const files = rest.slice(6);
+const [seed, runs, from, to, maxRss] = rest.slice(0, 5).map(Number);
+const files = rest.slice(5);
 for (let i = from; i < to; i++) {
-  runOne(i, i < runs ? generateInput(target, seed, i, knownOpen === 1) : new Uint8Array(fs.readFileSync(files[i - runs])), maxRss);
+  runOne(i, i < runs ? generateInput(target, seed, i) : new Uint8Array(fs.readFileSync(files[i - runs])), maxRss);
 }
 removeScratch();
