@@ -22,7 +22,7 @@ import { preprocess } from '../image/preprocess.ts';
 import { linear } from '../layers/linear.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
 import { pillowResizeBicubic } from '../ops/pillow_resize.ts';
-import { buildPrompt, encodePrompt, type ChatMessage, type DecodeMode } from '../model/chat.ts';
+import { buildPrompt, encodePrompt, type ChatMessage, type DecodeOptions } from '../model/chat.ts';
 import { beamSearch, greedy, logSoftmax, newStats, sample, topK, type StepReport } from '../model/generate.ts';
 import { hookNames, Hooks } from '../model/hooks.ts';
 import type { MiniCPMV } from '../model/minicpmv.ts';
@@ -30,17 +30,8 @@ import { tensorStats } from '../parity/trace.ts';
 import type { MiniCPMTokenizer } from '../tokenizer/tokenizer.ts';
 import type { DivergenceReport, DumpComparer } from './divergence.ts';
 
-export interface InspectDecode {
-  mode: DecodeMode;
-  maxNewTokens: number;
-  numBeams: number;
-  /** Applied as chat() does: beam search 1.2 by default, greedy and sampling none (1). */
-  repetitionPenalty: number;
-  temperature: number;
-  topK: number;
-  topP: number;
-  seed: number;
-}
+/** The decoding of an inspect run: chat()'s options (the repetition penalty as chat() applies it: 1.2 for beam search by default, none for greedy and sampling). */
+export type InspectDecode = DecodeOptions;
 
 export interface InspectOptions {
   msgs: ChatMessage[];
