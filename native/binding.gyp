@@ -1,6 +1,7 @@
-# The project's own TensorFlow kernel (minicpmv_ops.cc), linked against the
-# libtensorflow that @tensorflow/tfjs-node uses. Built by scripts/build-ops.mjs
-# during `npm install`, only where tfjs-node's binding is present.
+# The project's own TensorFlow ops (minicpmv_ops.cc: linear rows, tensor reader,
+# LayerNorm/RMSNorm, softmax, bias+GELU, rotary; the file's header lists them),
+# linked against the libtensorflow that @tensorflow/tfjs-node uses. Built by
+# scripts/build-ops.mjs during `npm install`, only where tfjs-node's binding is present.
 {
   'variables': {
     'tfjs_node_dir%': '<(module_root_dir)/../node_modules/@tensorflow/tfjs-node',

@@ -1,36 +1,19 @@
-// A TensorFlow kernel for the decode-time products, registered into the
-// TensorFlow runtime that @tensorflow/tfjs-node has loaded (same
-// libtensorflow, same op registry), and run through TF.js's `tensorflow`
-// backend like any built-in op.
+// The project's own TensorFlow ops, registered into the TensorFlow runtime that @tensorflow/tfjs-node has
+// loaded (same libtensorflow, same op registry) and run through TF.js's `tensorflow` backend like any
+// built-in op. Each op is one section below, in this order: formula, helpers, shape check, compute.
 //
-//   MiniCPMLinearRows(x: float [R, K], w: float [N, K]) -> y: float [R, N]
-//   y[r, n] = sum_k x[r, k] * w[n, k]          (nn.Linear, W in PyTorch [out, in] layout)
+//   MiniCPMLinearRows(x: float [R<=8, K], w: float [N, K]) -> y [R, N]: y = x wᵀ (nn.Linear, W in PyTorch
+//     [out, in] layout) for the few rows of decode steps and beams, streaming each row of W once.
+//   MiniCPMReadTensor(; path, offset, count, dtype) -> y: float [count]: a safetensors tensor (F32, BF16
+//     or F16) read from the file straight into a float32 tensor.
+//   MiniCPMNorm(x: float [R, D], w [D], b [D]; kind, eps) -> y [R, D]: LayerNorm or MiniCPM's RMSNorm, one
+//     pass per row.
+//   MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension.
+//   MiniCPMBiasGelu(x: float [R, D], b [D]) -> y [R, D]: exact-erf GELU of x + b.
+//   MiniCPMRotary(x: float [B, H, T, d], cos [T, d], sin [T, d]) -> y: rotate-half rotary embedding.
 //
-//   MiniCPMNorm(x: float [R, D], w: float [D], b: float [D]; kind: 'layer'|'rms', eps: float) -> y [R, D]
-//   LayerNorm (x - mean) / sqrt(var + eps) * w + b (biased variance; b used), or MiniCPM's
-//   RMSNorm x * rsqrt(mean(x^2) + eps) * w (b ignored): one pass per row instead of 6-9 TF kernels.
-//   Sums are taken in double, so the result is at least as close to the exact value as TF's fp32 reductions.
-//
-//   MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension, rows split over both cores
-//   (max-shifted; exp and the sum in fp32 as torch does; an 8-wide polynomial exp, ~1e-7 relative).
-//
-//   MiniCPMBiasGelu(x: float [R, D], b: float [D]) -> gelu(x + b), exact-erf GELU
-//   0.5·v·(1 + erf(v/√2)) with erf from Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the
-//   approximation TF.js's cpu backend uses): one pass instead of six TF kernels.
-//
-//   MiniCPMRotary(x: float [B, H, T, d], cos: float [T, d], sin: float [T, d]) -> x·cos + rotate_half(x)·sin
-//   with rotate_half(x) = cat(-x[d/2:], x[:d/2]): one pass instead of six TF kernels.
-//
-//   MiniCPMReadTensor(path: string, offset: int, count: int, dtype: string) -> y: float [count]
-//   reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte
-//   `offset` of `path` straight into a new float32 TensorFlow tensor: the
-//   checkpoint loads at the disk's speed, without a pass through JavaScript.
-//
-// Why the first: with one to four rows (decode steps, beams) the product is a matrix-
-// vector product bound by reading W. TensorFlow's MatMul reaches 15-18 GB/s on
-// it here; streaming each row of W once, with both cores, reaches the memory
-// bandwidth (bench/backend.ts measures both). Accumulation is in fp32, in
-// eight-lane partial sums: results differ from MatMul by summation order only.
+// Every op replaces several TF kernels (or a slower one) with one pass over the data; its TF.js-op
+// reference (`fooOps` beside `fooNative` in src/) is what the tests compare it with.
 #include <immintrin.h>
 #include <node_api.h>
 #include <omp.h>
@@ -53,8 +36,59 @@
 
 namespace {
 
-constexpr int kMaxRows = 8;
+// ====================================================================================================
+// Shared: the kernel frame every tensor-input op runs in
+// ====================================================================================================
+
 bool g_avx2 = false;
+
+// Ops without attributes keep no state.
+void* CreateNoAttrs(TF_OpKernelConstruction*) { return nullptr; }
+void DeleteNoAttrs(void*) {}
+
+inline const float* Data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
+
+// The frame every tensor-input kernel shares: fetch the `n` inputs, let `shape` check them and give the
+// output's dims (nullptr when fine, else the error message), allocate the float output, run
+// `body(inputs, y)`, report any failure, release everything.
+template <typename Shape, typename Body>
+void RunKernel(TF_OpKernelContext* ctx, int n, Shape shape, Body body) {
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[3] = {nullptr, nullptr, nullptr};
+  for (int i = 0; i < n && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
+  std::vector<int64_t> dims;
+  if (TF_GetCode(status) == TF_OK) {
+    if (const char* err = shape(in, &dims)) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    int64_t total = 1;
+    for (int64_t d : dims) total *= d;
+    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims.data(), static_cast<int>(dims.size()), sizeof(float) * total, status);
+    if (TF_GetCode(status) == TF_OK) body(in, static_cast<float*>(TF_TensorData(y)));
+    if (y) TF_DeleteTensor(y);
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
+// y's dims = x's dims.
+inline std::vector<int64_t> DimsOf(TF_Tensor* x) {
+  std::vector<int64_t> d(TF_NumDims(x));
+  for (size_t i = 0; i < d.size(); i++) d[i] = TF_Dim(x, static_cast<int>(i));
+  return d;
+}
+
+// ====================================================================================================
+// MiniCPMLinearRows(x: float [R, K], w: float [N, K]) -> y: float [R, N], R <= 8
+//   y[r, n] = sum_k x[r, k] * w[n, k]          (nn.Linear, W in PyTorch [out, in] layout)
+// With one to eight rows (decode steps, beams) the product is bound by reading W. TensorFlow's MatMul
+// reaches 15-18 GB/s on it; streaming each row of W once, with both cores, reaches the memory bandwidth
+// (bench/backend.ts measures both). Accumulation is in fp32, in eight-lane partial sums: results differ
+// from MatMul by summation order only.
+// ====================================================================================================
+
+constexpr int kMaxRows = 8;
 
 // y[r] (+)= dot(x[r], w_row) for r < R, one row of W.
 __attribute__((target("avx2,fma"))) inline void dot_rows_avx2(const float* w, const float* x, int64_t K, int R,
@@ -109,41 +143,44 @@ inline void dot_rows_scalar(const float* w, const float* x, int64_t K, int R, fl
   }
 }
 
-void* Create(TF_OpKernelConstruction*) { return nullptr; }
-void Delete(void*) {}
-
-inline const float* Data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
-
-// The frame every tensor-input kernel shares: fetch the `n` inputs, let `shape` check them and give the
-// output's dims (nullptr when fine, else the error message), allocate the float output, run
-// `body(inputs, y)`, report any failure, release everything.
-template <typename Shape, typename Body>
-void RunKernel(TF_OpKernelContext* ctx, int n, Shape shape, Body body) {
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor* in[3] = {nullptr, nullptr, nullptr};
-  for (int i = 0; i < n && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
-  std::vector<int64_t> dims;
-  if (TF_GetCode(status) == TF_OK) {
-    if (const char* err = shape(in, &dims)) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    int64_t total = 1;
-    for (int64_t d : dims) total *= d;
-    TF_Tensor* y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims.data(), static_cast<int>(dims.size()), sizeof(float) * total, status);
-    if (TF_GetCode(status) == TF_OK) body(in, static_cast<float*>(TF_TensorData(y)));
-    if (y) TF_DeleteTensor(y);
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
-  TF_DeleteStatus(status);
+void ComputeLinearRows(void*, TF_OpKernelContext* ctx) {
+  RunKernel(
+      ctx, 2,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *x = in[0], *w = in[1];
+        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) || TF_Dim(x, 0) > kMaxRows) {
+          return "MiniCPMLinearRows: expects x [R<=8, K] and w [N, K]";
+        }
+        *dims = {TF_Dim(x, 0), TF_Dim(w, 0)};
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int R = static_cast<int>(TF_Dim(in[0], 0));
+        const int64_t K = TF_Dim(in[0], 1), N = TF_Dim(in[1], 0);
+        const float *xp = Data(in[0]), *wp = Data(in[1]);
+        if (R == 1 && g_avx2) {
+          const int64_t blocks = N / 4;
+#pragma omp parallel for schedule(static)
+          for (int64_t b = 0; b < blocks; b++) dot4_avx2(wp + 4 * b * K, xp, K, yp + 4 * b);
+          for (int64_t n = 4 * blocks; n < N; n++) dot_rows_avx2(wp + n * K, xp, K, 1, yp + n);
+        } else {
+#pragma omp parallel for schedule(static)
+          for (int64_t n = 0; n < N; n++) {
+            float out[kMaxRows];
+            if (g_avx2) dot_rows_avx2(wp + n * K, xp, K, R, out);
+            else dot_rows_scalar(wp + n * K, xp, K, R, out);
+            for (int r = 0; r < R; r++) yp[r * N + n] = out[r];
+          }
+        }
+      });
 }
 
-// y's dims = x's dims.
-inline std::vector<int64_t> DimsOf(TF_Tensor* x) {
-  std::vector<int64_t> d(TF_NumDims(x));
-  for (size_t i = 0; i < d.size(); i++) d[i] = TF_Dim(x, static_cast<int>(i));
-  return d;
-}
+// ====================================================================================================
+// MiniCPMReadTensor(; path: string, offset: int, count: int, dtype: string) -> y: float [count]
+// Reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte `offset` of `path` straight
+// into a new float32 TensorFlow tensor: the checkpoint loads at the disk's speed, without a pass through
+// JavaScript. 16-bit values are widened in place (bf16: a 16-bit shift; f16: F16C).
+// ====================================================================================================
 
 struct ReadAttrs {
   std::string path;
@@ -152,7 +189,7 @@ struct ReadAttrs {
   std::string dtype;
 };
 
-void* CreateRead(TF_OpKernelConstruction* ctx) {
+void* CreateReadTensor(TF_OpKernelConstruction* ctx) {
   auto* a = new ReadAttrs();
   TF_Status* status = TF_NewStatus();
   int32_t list_size = 0, total_size = 0;
@@ -173,7 +210,7 @@ void* CreateRead(TF_OpKernelConstruction* ctx) {
   return a;
 }
 
-void DeleteRead(void* p) { delete static_cast<ReadAttrs*>(p); }
+void DeleteReadTensor(void* p) { delete static_cast<ReadAttrs*>(p); }
 
 // pread until `len` bytes are in `dst` (the kernel may return less than asked).
 bool ReadFully(int fd, char* dst, int64_t len, int64_t at, std::string* err) {
@@ -212,7 +249,7 @@ __attribute__((target("avx2"))) void WidenBf16(const uint16_t* src, float* dst, 
   }
 }
 
-void ComputeRead(void* p, TF_OpKernelContext* ctx) {
+void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   const ReadAttrs* a = static_cast<ReadAttrs*>(p);
   TF_Status* status = TF_NewStatus();
   const int64_t n = a->count;
@@ -257,37 +294,12 @@ void ComputeRead(void* p, TF_OpKernelContext* ctx) {
   TF_DeleteStatus(status);
 }
 
-void Compute(void*, TF_OpKernelContext* ctx) {
-  RunKernel(
-      ctx, 2,
-      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
-        TF_Tensor *x = in[0], *w = in[1];
-        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) || TF_Dim(x, 0) > kMaxRows) {
-          return "MiniCPMLinearRows: expects x [R<=8, K] and w [N, K]";
-        }
-        *dims = {TF_Dim(x, 0), TF_Dim(w, 0)};
-        return nullptr;
-      },
-      [](TF_Tensor** in, float* yp) {
-        const int R = static_cast<int>(TF_Dim(in[0], 0));
-        const int64_t K = TF_Dim(in[0], 1), N = TF_Dim(in[1], 0);
-        const float *xp = Data(in[0]), *wp = Data(in[1]);
-        if (R == 1 && g_avx2) {
-          const int64_t blocks = N / 4;
-#pragma omp parallel for schedule(static)
-          for (int64_t b = 0; b < blocks; b++) dot4_avx2(wp + 4 * b * K, xp, K, yp + 4 * b);
-          for (int64_t n = 4 * blocks; n < N; n++) dot_rows_avx2(wp + n * K, xp, K, 1, yp + n);
-        } else {
-#pragma omp parallel for schedule(static)
-          for (int64_t n = 0; n < N; n++) {
-            float out[kMaxRows];
-            if (g_avx2) dot_rows_avx2(wp + n * K, xp, K, R, out);
-            else dot_rows_scalar(wp + n * K, xp, K, R, out);
-            for (int r = 0; r < R; r++) yp[r * N + n] = out[r];
-          }
-        }
-      });
-}
+// ====================================================================================================
+// MiniCPMNorm(x: float [R, D], w: float [D], b: float [D]; kind: 'layer'|'rms', eps: float) -> y [R, D]
+//   LayerNorm (x - mean) / sqrt(var + eps) * w + b (biased variance; b used), or MiniCPM's
+//   RMSNorm x * rsqrt(mean(x^2) + eps) * w (b ignored): one pass per row instead of 6-9 TF kernels.
+// Sums are taken in double, so the result is at least as close to the exact value as TF's fp32 reductions.
+// ====================================================================================================
 
 struct NormAttrs {
   bool rms = false;
@@ -358,6 +370,12 @@ void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
       });
 }
 
+// ====================================================================================================
+// MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension
+// Max-shifted; exp and the sum in fp32 as torch does, with an 8-wide polynomial exp (~1e-7 relative);
+// rows split over both cores.
+// ====================================================================================================
+
 // exp for 8 floats: 2^n * p(r), r = x - n ln2 (Cody-Waite split), p the Cephes degree-6
 // polynomial; relative error ~1e-7 over the softmax range (x <= 0 after the max shift).
 __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
@@ -400,6 +418,41 @@ __attribute__((target("avx2,fma"))) void SoftmaxRowAvx2(const float* x, float* y
   for (i = 0; i + 8 <= D; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
   for (; i < D; i++) y[i] *= 1.0f / sum;
 }
+
+void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
+  float m = x[0];
+  for (int64_t i = 1; i < D; i++) m = x[i] > m ? x[i] : m;
+  float sum = 0;
+  for (int64_t i = 0; i < D; i++) sum += (y[i] = std::exp(x[i] - m));
+  for (int64_t i = 0; i < D; i++) y[i] *= 1.0f / sum;
+}
+
+void ComputeSoftmax(void*, TF_OpKernelContext* ctx) {
+  RunKernel(
+      ctx, 1,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        if (TF_NumDims(in[0]) < 1 || TF_Dim(in[0], TF_NumDims(in[0]) - 1) < 1) {
+          return "MiniCPMSoftmax: expects a non-empty last dimension";
+        }
+        *dims = DimsOf(in[0]);
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int64_t D = TF_Dim(in[0], TF_NumDims(in[0]) - 1), R = TF_TensorElementCount(in[0]) / D;
+        const float* xp = Data(in[0]);
+#pragma omp parallel for schedule(static) if (R * D > 65536)
+        for (int64_t r = 0; r < R; r++) {
+          if (g_avx2) SoftmaxRowAvx2(xp + r * D, yp + r * D, D);
+          else SoftmaxRowScalar(xp + r * D, yp + r * D, D);
+        }
+      });
+}
+
+// ====================================================================================================
+// MiniCPMBiasGelu(x: float [R, D], b: float [D]) -> y = gelu(x + b), exact-erf GELU
+//   0.5·v·(1 + erf(v/√2)) with erf from Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the approximation
+//   TF.js's cpu backend uses): one pass instead of six TF kernels. Uses Exp8 (softmax section).
+// ====================================================================================================
 
 // erf(z) by A&S 7.1.26 for 8 floats: 1 - poly(t)·exp(-z²), t = 1/(1 + p|z|), odd in z.
 __attribute__((target("avx2,fma"))) inline __m256 Erf8(__m256 z) {
@@ -466,6 +519,12 @@ void ComputeBiasGelu(void*, TF_OpKernelContext* ctx) {
       });
 }
 
+// ====================================================================================================
+// MiniCPMRotary(x: float [B, H, T, d], cos: float [T, d], sin: float [T, d]) -> y [B, H, T, d]
+//   y = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(-x[d/2:], x[:d/2]): one pass instead of six TF
+//   kernels, rounded as TF's mul, mul, add (bit-identical to the TF.js ops).
+// ====================================================================================================
+
 void ComputeRotary(void*, TF_OpKernelContext* ctx) {
   RunKernel(
       ctx, 3,
@@ -499,34 +558,9 @@ void ComputeRotary(void*, TF_OpKernelContext* ctx) {
       });
 }
 
-void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
-  float m = x[0];
-  for (int64_t i = 1; i < D; i++) m = x[i] > m ? x[i] : m;
-  float sum = 0;
-  for (int64_t i = 0; i < D; i++) sum += (y[i] = std::exp(x[i] - m));
-  for (int64_t i = 0; i < D; i++) y[i] *= 1.0f / sum;
-}
-
-void ComputeSoftmax(void*, TF_OpKernelContext* ctx) {
-  RunKernel(
-      ctx, 1,
-      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
-        if (TF_NumDims(in[0]) < 1 || TF_Dim(in[0], TF_NumDims(in[0]) - 1) < 1) {
-          return "MiniCPMSoftmax: expects a non-empty last dimension";
-        }
-        *dims = DimsOf(in[0]);
-        return nullptr;
-      },
-      [](TF_Tensor** in, float* yp) {
-        const int64_t D = TF_Dim(in[0], TF_NumDims(in[0]) - 1), R = TF_TensorElementCount(in[0]) / D;
-        const float* xp = Data(in[0]);
-#pragma omp parallel for schedule(static) if (R * D > 65536)
-        for (int64_t r = 0; r < R; r++) {
-          if (g_avx2) SoftmaxRowAvx2(xp + r * D, yp + r * D, D);
-          else SoftmaxRowScalar(xp + r * D, yp + r * D, D);
-        }
-      });
-}
+// ====================================================================================================
+// Registration: op definitions, kernels, and the addon entry point
+// ====================================================================================================
 
 struct OpSpec {
   const char* name;
@@ -553,14 +587,14 @@ void RegisterOp(const OpSpec& op, TF_Status* status) {
 
 bool Register(const char** error) {
   const OpSpec ops[] = {
-      {"MiniCPMLinearRows", {"x: float", "w: float"}, {}, false, &Create, &Compute, &Delete},
-      {"MiniCPMReadTensor", {}, {"path: string", "offset: int", "count: int", "dtype: string"}, true, &CreateRead,
-       &ComputeRead, &DeleteRead},
+      {"MiniCPMLinearRows", {"x: float", "w: float"}, {}, false, &CreateNoAttrs, &ComputeLinearRows, &DeleteNoAttrs},
+      {"MiniCPMReadTensor", {}, {"path: string", "offset: int", "count: int", "dtype: string"}, true, &CreateReadTensor,
+       &ComputeReadTensor, &DeleteReadTensor},
       {"MiniCPMNorm", {"x: float", "w: float", "b: float"}, {"kind: string", "eps: float"}, false, &CreateNorm,
        &ComputeNorm, &DeleteNorm},
-      {"MiniCPMSoftmax", {"x: float"}, {}, false, &Create, &ComputeSoftmax, &Delete},
-      {"MiniCPMBiasGelu", {"x: float", "b: float"}, {}, false, &Create, &ComputeBiasGelu, &Delete},
-      {"MiniCPMRotary", {"x: float", "cos: float", "sin: float"}, {}, false, &Create, &ComputeRotary, &Delete},
+      {"MiniCPMSoftmax", {"x: float"}, {}, false, &CreateNoAttrs, &ComputeSoftmax, &DeleteNoAttrs},
+      {"MiniCPMBiasGelu", {"x: float", "b: float"}, {}, false, &CreateNoAttrs, &ComputeBiasGelu, &DeleteNoAttrs},
+      {"MiniCPMRotary", {"x: float", "cos: float", "sin: float"}, {}, false, &CreateNoAttrs, &ComputeRotary, &DeleteNoAttrs},
   };
   TF_Status* status = TF_NewStatus();
   for (const OpSpec& op : ops) {
