@@ -4,8 +4,8 @@
 //
 //   MiniCPMLinearRows(x: float [R<=8, K], w: float [N, K]) -> y [R, N]: y = x wᵀ (nn.Linear, W in PyTorch
 //     [out, in] layout) for the few rows of decode steps and beams, streaming each row of W once.
-//   MiniCPMReadTensor(; path, offset, count, dtype) -> y: float [count]: a safetensors tensor (F32, BF16
-//     or F16) read from the file straight into a float32 tensor.
+//   MiniCPMReadTensor(; fd, file_id, size, offset, count, dtype) -> y: float [count]: a safetensors tensor
+//     (F32, BF16 or F16) read from an open, validated file straight into a float32 tensor.
 //   MiniCPMNorm(x: float [R, D], w [D], b [D]; kind, eps) -> y [R, D]: LayerNorm or MiniCPM's RMSNorm, one
 //     pass per row.
 //   MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension.
@@ -19,9 +19,11 @@
 #include <omp.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -70,6 +72,16 @@ void RunKernel(TF_OpKernelContext* ctx, int n, Shape shape, Body body) {
   if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
   for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
   TF_DeleteStatus(status);
+}
+
+// A string attribute (TF gives its size first).
+bool GetStringAttr(TF_OpKernelConstruction* ctx, const char* name, std::string* out, TF_Status* status) {
+  int32_t list_size = 0, total_size = 0;
+  TF_OpKernelConstruction_GetAttrSize(ctx, name, &list_size, &total_size, status);
+  if (TF_GetCode(status) != TF_OK) return false;
+  out->assign(total_size > 0 ? total_size : 0, '\0');
+  if (total_size > 0) TF_OpKernelConstruction_GetAttrString(ctx, name, &(*out)[0], total_size, status);
+  return TF_GetCode(status) == TF_OK;
 }
 
 // y's dims = x's dims.
@@ -176,14 +188,22 @@ void ComputeLinearRows(void*, TF_OpKernelContext* ctx) {
 }
 
 // ====================================================================================================
-// MiniCPMReadTensor(; path: string, offset: int, count: int, dtype: string) -> y: float [count]
-// Reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte `offset` of `path` straight
-// into a new float32 TensorFlow tensor: the checkpoint loads at the disk's speed, without a pass through
-// JavaScript. 16-bit values are widened in place (bf16: a 16-bit shift; f16: F16C).
+// MiniCPMReadTensor(; fd: int, file_id: string, size: int, offset: int, count: int, dtype: string)
+//   -> y: float [count]
+// Reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte `offset` of the open file
+// `fd` straight into a new float32 TensorFlow tensor: the checkpoint loads at the disk's speed, without a
+// pass through JavaScript. 16-bit values are widened in place (bf16: a 16-bit shift; f16: F16C).
+// The file is the one JavaScript opened and validated (src/weights/safetensors.ts): the op reads through
+// that descriptor, never by path, and first checks with fstat that it is still that regular file
+// (`file_id` = "device:inode") with the size it had (`size`), so a file replaced, truncated or grown
+// since its header was read is refused instead of read. Every attribute is checked before anything is
+// allocated; a failure is one line, "MiniCPMReadTensor: ...".
 // ====================================================================================================
 
 struct ReadAttrs {
-  std::string path;
+  int64_t fd = -1;
+  std::string file_id;
+  int64_t size = 0;
   int64_t offset = 0;
   int64_t count = 0;
   std::string dtype;
@@ -192,19 +212,12 @@ struct ReadAttrs {
 void* CreateReadTensor(TF_OpKernelConstruction* ctx) {
   auto* a = new ReadAttrs();
   TF_Status* status = TF_NewStatus();
-  int32_t list_size = 0, total_size = 0;
-  TF_OpKernelConstruction_GetAttrSize(ctx, "path", &list_size, &total_size, status);
-  if (TF_GetCode(status) == TF_OK) {
-    a->path.resize(total_size);
-    TF_OpKernelConstruction_GetAttrString(ctx, "path", &a->path[0], total_size, status);
-  }
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "fd", &a->fd, status);
+  if (TF_GetCode(status) == TF_OK) GetStringAttr(ctx, "file_id", &a->file_id, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "size", &a->size, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "offset", &a->offset, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "count", &a->count, status);
-  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrSize(ctx, "dtype", &list_size, &total_size, status);
-  if (TF_GetCode(status) == TF_OK) {
-    a->dtype.resize(total_size);
-    TF_OpKernelConstruction_GetAttrString(ctx, "dtype", &a->dtype[0], total_size, status);
-  }
+  if (TF_GetCode(status) == TF_OK) GetStringAttr(ctx, "dtype", &a->dtype, status);
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
   TF_DeleteStatus(status);
   return a;
@@ -218,7 +231,7 @@ bool ReadFully(int fd, char* dst, int64_t len, int64_t at, std::string* err) {
     const ssize_t got = pread(fd, dst, static_cast<size_t>(len < (1 << 30) ? len : (1 << 30)), at);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      *err = got == 0 ? "unexpected end of file" : std::strerror(errno);
+      *err = got == 0 ? "unexpected end of file at byte " + std::to_string(at) : std::strerror(errno);
       return false;
     }
     dst += got;
@@ -249,28 +262,48 @@ __attribute__((target("avx2"))) void WidenBf16(const uint16_t* src, float* dst, 
   }
 }
 
+// Checks the attributes and the open file; the empty string when the read may go ahead.
+std::string CheckRead(const ReadAttrs& a, int64_t* elem_bytes) {
+  const bool f32 = a.dtype == "F32", b16 = a.dtype == "BF16" || a.dtype == "F16";
+  if (!f32 && !b16) return "dtype must be F32, BF16 or F16, got \"" + a.dtype + "\"";
+  if (b16 && !(__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2"))) {
+    return "16-bit weights need a CPU with AVX2 and F16C";
+  }
+  *elem_bytes = f32 ? 4 : 2;
+  if (a.fd < 0 || a.fd > INT32_MAX) return "fd " + std::to_string(a.fd) + " is not a file descriptor";
+  if (a.offset < 0) return "offset " + std::to_string(a.offset) + " is negative";
+  if (a.count < 0) return "count " + std::to_string(a.count) + " is negative";
+  if (a.size < 0) return "size " + std::to_string(a.size) + " is negative";
+  if (a.count > (INT64_MAX - a.offset) / 4 || a.offset + a.count * *elem_bytes > a.size) {
+    return std::to_string(a.count) + " x " + a.dtype + " at byte " + std::to_string(a.offset) + " lies beyond the file's " +
+           std::to_string(a.size) + " bytes";
+  }
+  struct stat st;
+  if (fstat(static_cast<int>(a.fd), &st) != 0) return "fd " + std::to_string(a.fd) + ": " + std::strerror(errno);
+  if (!S_ISREG(st.st_mode)) return "fd " + std::to_string(a.fd) + " is not a regular file";
+  const std::string id = std::to_string(static_cast<uint64_t>(st.st_dev)) + ":" + std::to_string(static_cast<uint64_t>(st.st_ino));
+  if (id != a.file_id) return "fd " + std::to_string(a.fd) + " is file " + id + ", not the validated file " + a.file_id;
+  if (st.st_size != a.size) {
+    return "the file changed since it was validated (now " + std::to_string(st.st_size) + " bytes, was " +
+           std::to_string(a.size) + ")";
+  }
+  return "";
+}
+
 void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   const ReadAttrs* a = static_cast<ReadAttrs*>(p);
   TF_Status* status = TF_NewStatus();
-  const int64_t n = a->count;
-  const bool f32 = a->dtype == "F32", bf16 = a->dtype == "BF16", f16 = a->dtype == "F16";
-  int64_t dims[1] = {n};
+  int64_t elem_bytes = 4;
+  std::string err = CheckRead(*a, &elem_bytes);
   TF_Tensor* y = nullptr;
-  std::string err;
-  if (!(f32 || bf16 || f16)) {
-    err = "unsupported dtype " + a->dtype;
-  } else if (!f32 && !(__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2"))) {
-    err = "16-bit weights need a CPU with AVX2 and F16C";
-  } else {
+  if (err.empty()) {
+    const int64_t n = a->count;
+    int64_t dims[1] = {n};
     y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 1, sizeof(float) * n, status);
-  }
-  if (y != nullptr && TF_GetCode(status) == TF_OK) {
-    float* out = static_cast<float*>(TF_TensorData(y));
-    const int fd = open(a->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      err = std::strerror(errno);
-    } else {
-      if (f32) {
+    if (TF_GetCode(status) == TF_OK) {
+      float* out = static_cast<float*>(TF_TensorData(y));
+      const int fd = static_cast<int>(a->fd);
+      if (elem_bytes == 4) {
         ReadFully(fd, reinterpret_cast<char*>(out), 4 * n, a->offset, &err);
       } else {
         // The 2-byte values go to the upper half of the output, then widen front to back in pieces: an element's
@@ -278,17 +311,13 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
         uint16_t* half = reinterpret_cast<uint16_t*>(out) + n;
         if (ReadFully(fd, reinterpret_cast<char*>(half), 2 * n, a->offset, &err)) {
           // 8 at a time: a block of 8 outputs (32 bytes) only reaches values already loaded into registers.
-          if (bf16) WidenBf16(half, out, n);
+          if (a->dtype == "BF16") WidenBf16(half, out, n);
           else WidenF16(half, out, n);
         }
       }
-      close(fd);
     }
   }
-  if (!err.empty()) {
-    const std::string msg = "MiniCPMReadTensor: " + a->path + " at byte " + std::to_string(a->offset) + ": " + err;
-    TF_SetStatus(status, TF_INVALID_ARGUMENT, msg.c_str());
-  }
+  if (!err.empty()) TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMReadTensor: " + err).c_str());
   if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
   if (y) TF_DeleteTensor(y);
   TF_DeleteStatus(status);
@@ -309,16 +338,14 @@ struct NormAttrs {
 void* CreateNorm(TF_OpKernelConstruction* ctx) {
   auto* a = new NormAttrs();
   TF_Status* status = TF_NewStatus();
-  int32_t list_size = 0, total_size = 0;
   std::string kind;
-  TF_OpKernelConstruction_GetAttrSize(ctx, "kind", &list_size, &total_size, status);
-  if (TF_GetCode(status) == TF_OK) {
-    kind.resize(total_size);
-    TF_OpKernelConstruction_GetAttrString(ctx, "kind", &kind[0], total_size, status);
-  }
+  GetStringAttr(ctx, "kind", &kind, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "eps", &a->eps, status);
   if (TF_GetCode(status) == TF_OK && kind != "layer" && kind != "rms") {
     TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMNorm: kind must be 'layer' or 'rms'");
+  }
+  if (TF_GetCode(status) == TF_OK && !(a->eps >= 0 && std::isfinite(a->eps))) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMNorm: eps must be a finite number >= 0");
   }
   a->rms = kind == "rms";
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
@@ -334,7 +361,7 @@ void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
       ctx, 3,
       [a](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
         TF_Tensor *x = in[0], *w = in[1], *b = in[2];
-        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 1 || TF_Dim(w, 0) != TF_Dim(x, 1) ||
+        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 1 || TF_NumDims(b) != 1 || TF_Dim(w, 0) != TF_Dim(x, 1) ||
             (!a->rms && TF_Dim(b, 0) != TF_Dim(x, 1))) {
           return "MiniCPMNorm: expects x [R, D], w [D], b [D]";
         }
@@ -588,7 +615,7 @@ void RegisterOp(const OpSpec& op, TF_Status* status) {
 bool Register(const char** error) {
   const OpSpec ops[] = {
       {"MiniCPMLinearRows", {"x: float", "w: float"}, {}, false, &CreateNoAttrs, &ComputeLinearRows, &DeleteNoAttrs},
-      {"MiniCPMReadTensor", {}, {"path: string", "offset: int", "count: int", "dtype: string"}, true, &CreateReadTensor,
+      {"MiniCPMReadTensor", {}, {"fd: int", "file_id: string", "size: int", "offset: int", "count: int", "dtype: string"}, true, &CreateReadTensor,
        &ComputeReadTensor, &DeleteReadTensor},
       {"MiniCPMNorm", {"x: float", "w: float", "b: float"}, {"kind: string", "eps: float"}, false, &CreateNorm,
        &ComputeNorm, &DeleteNorm},

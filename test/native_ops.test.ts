@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
 import { loadNativeOps } from '../src/backend/native_ops.ts';
-import { LINEAR_ROWS, linearRowsNative } from '../src/ops/native_kernels.ts';
+import { BIAS_GELU, LINEAR_ROWS, NORM, NativeOpError, ROTARY, SOFTMAX, linearRowsNative, runNative } from '../src/ops/native_kernels.ts';
 import { linear, linearOps } from '../src/layers/linear.ts';
 import { mulberry32 } from '../src/model/rng.ts';
 import { expectClose } from './helpers/expect_close.ts';
@@ -37,8 +37,34 @@ describe.runIf(native.ok)('MiniCPMLinearRows', () => {
   it.runIf(ops?.ok === true)('refuses inputs of the wrong shape with a clear error', async () => {
     await initBackend('tensorflow');
     const x = tf.zeros([2, 5]), w = tf.zeros([3, 4]);
-    expect(() => tf.engine().runKernel(LINEAR_ROWS, { x, w })).toThrow(/MiniCPMLinearRows: expects x \[R<=8, K\] and w \[N, K\]/);
+    expect(() => runNative(LINEAR_ROWS, { x, w })).toThrow(/^MiniCPMLinearRows: expects x \[R<=8, K\] and w \[N, K\]$/);
     tf.dispose([x, w]);
+  });
+});
+
+describe.runIf(native.ok)('every native op refuses bad input with one line (NativeOpError)', () => {
+  it.runIf(ops?.ok === true)('wrong ranks, sizes, dtypes and attributes', async () => {
+    await initBackend('tensorflow');
+    const x = tf.zeros([2, 4]), w = tf.zeros([4]), s = tf.scalar(1), xi = tf.zeros([2, 4], 'int32');
+    const x4 = tf.zeros([1, 2, 3, 4]), cs = tf.zeros([3, 4]);
+    const cases: [() => unknown, RegExp][] = [
+      [() => runNative(NORM, { x, w, b: s }, { kind: 'layer', eps: 1e-6 }), /^MiniCPMNorm: expects x \[R, D\], w \[D\], b \[D\]$/],
+      [() => runNative(NORM, { x, w, b: w }, { kind: 'batch', eps: 1e-6 }), /^MiniCPMNorm: kind must be 'layer' or 'rms'$/],
+      [() => runNative(NORM, { x, w, b: w }, { kind: 'rms', eps: NaN }), /^MiniCPMNorm: eps must be a finite number >= 0$/],
+      [() => runNative(NORM, { x: xi, w, b: w }, { kind: 'rms', eps: 1e-6 }), /^MiniCPMNorm: .*float/],
+      [() => runNative(SOFTMAX, { x: s }), /^MiniCPMSoftmax: expects a non-empty last dimension$/],
+      [() => runNative(BIAS_GELU, { x, b: s }), /^MiniCPMBiasGelu: expects x \[R, D\] and b \[D\]$/],
+      [() => runNative(ROTARY, { x: x4, cos: cs, sin: x }), /^MiniCPMRotary: expects/],
+      [() => runNative(LINEAR_ROWS, { x: xi, w: x }), /^MiniCPMLinearRows: .*float/],
+    ];
+    for (const [fn, re] of cases) {
+      let err: unknown;
+      try { fn(); } catch (e) { err = e; }
+      expect(err, String(re)).toBeInstanceOf(NativeOpError);
+      expect((err as Error).message).not.toContain('\n');
+      expect((err as Error).message).toMatch(re);
+    }
+    tf.dispose([x, w, s, xi, x4, cs]);
   });
 });
 
@@ -61,16 +87,12 @@ describe.runIf(native.ok)('MiniCPMReadTensor', () => {
     ]);
     const f = SafetensorsFile.open(file);
     for (const k of ['a', 'b', 'c', 'd']) {
-      const at = f.location(k);
-      const t = readTensorNative(at.file, at.offset, at.count, at.dtype, f.info(k).shape)!;
+      const t = readTensorNative(f.location(k), f.info(k).shape)!;
       expect(t, k).toBeDefined();
       expect(t.shape).toEqual(f.info(k).shape);
       expect(Array.from(t.dataSync()), k).toEqual(Array.from(f.readFloat32(k)));
       t.dispose();
     }
-    const at = f.location('b');
-    expect(() => readTensorNative(at.file, at.offset + 70_000, at.count, 'BF16', [1000, 37])).toThrow(/unexpected end of file/);
-    expect(() => readTensorNative(`${file}.missing`, 0, 3, 'F32', [3])).toThrow(/missing.*No such file/);
     f.close();
   });
 });

@@ -55,7 +55,7 @@ export function loadNativeOps(): NativeOps {
     // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
     const S = 'string', I = 'int', F = 'float';
     registerOp(LINEAR_ROWS, ['x', 'w'], {});
-    registerOp(READ_TENSOR, [], { path: S, offset: I, count: I, dtype: S });
+    registerOp(READ_TENSOR, [], { fd: I, file_id: S, size: I, offset: I, count: I, dtype: S });
     registerOp(NORM, ['x', 'w', 'b'], { kind: S, eps: F });
     registerOp(SOFTMAX, ['x'], {});
     registerOp(BIAS_GELU, ['x', 'b'], {});

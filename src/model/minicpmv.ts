@@ -3,7 +3,7 @@
 // `MiniCPMV.get_vision_embedding` / `get_vllm_embedding`.
 import * as tf from '../tfjs.ts';
 import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
-import { readTensorNative } from '../ops/native_kernels.ts';
+import { NativeOpError, readTensorNative } from '../ops/native_kernels.ts';
 import { ShapeError } from '../errors.ts';
 import { validateCheckpoint, WeightsError, type ModelParts, type TensorSource } from '../weights/loader.ts';
 import { Hooks } from './hooks.ts';
@@ -84,7 +84,13 @@ export class MiniCPMV {
     try {
       wanted.forEach((t, i) => {
         const at = source.location?.(t.key);
-        let w = at ? readTensorNative(at.file, at.offset, at.count, at.dtype, t.shape) : undefined;
+        let w: tf.Tensor | undefined;
+        try {
+          w = at ? readTensorNative(at, t.shape) : undefined;
+        } catch (e) {
+          if (e instanceof NativeOpError) throw new WeightsError(`${at!.file}: tensor "${t.key}": ${e.message}`);
+          throw e;
+        }
         if (!w) {
           w = tf.tensor(source.readFloat32(t.key), t.shape, 'float32');
           uploadNow(w);
