@@ -10,8 +10,8 @@
     'target_name': 'minicpmv_ops',
     'sources': ['minicpmv_ops.cc'],
     'include_dirs': ['<(tfjs_node_dir)/deps/include'],
-    'cflags_cc': ['-O3', '-fopenmp', '-std=c++17', '-fno-strict-aliasing', '-ffp-contract=off'],
-    'ldflags': ['-fopenmp', '-Wl,-rpath,<(tfjs_node_dir)/deps/lib'],
+    'cflags_cc': ['-O3', '-std=c++17', '-fno-strict-aliasing', '-ffp-contract=off', '-pthread'],
+    'ldflags': ['-pthread', '-Wl,-rpath,<(tfjs_node_dir)/deps/lib'],
     'libraries': ['-L<(tfjs_node_dir)/deps/lib', '-ltensorflow', '-ltensorflow_framework'],
   }],
 }

@@ -84,7 +84,7 @@ describe.runIf(native.ok)('MiniCPMReadTensor reads the validated file', () => {
     const at: FileTensor = f.location('a');
     // The op itself, past the wrapper's own checks.
     const raw = (attrs: Partial<Record<string, unknown>>) => () => runNative(READ_TENSOR, {},
-      { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype, ...attrs });
+      { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype, T: 'float32', ...attrs });
     // Before: count -1 aborted the process in TF_AllocateOutput (exit 134).
     expect(oneLineError(raw({ count: -1, offset: 8, dtype: 'F32' }))).toMatch(/count -1 is negative/);
     expect(oneLineError(raw({ offset: -8 }))).toMatch(/offset -8 is negative/);
@@ -92,6 +92,7 @@ describe.runIf(native.ok)('MiniCPMReadTensor reads the validated file', () => {
     expect(oneLineError(raw({ offset: at.size }))).toMatch(/lies beyond/);
     expect(oneLineError(raw({ count: 2 ** 62 }))).toMatch(/lies beyond/);
     expect(oneLineError(raw({ dtype: 'F64' }))).toMatch(/dtype must be F32, BF16 or F16/);
+    expect(oneLineError(raw({ T: 'int32' }))).toMatch(/T = int32 \(packed\) needs a BF16 or F16 tensor, got F32/);
     expect(oneLineError(raw({ fd: -1 }))).toMatch(/is not a file descriptor/);
     expect(oneLineError(raw({ file_id: '0:0' }))).toMatch(/not the validated file 0:0/);
     const dirFd = fs.openSync(tmp, 'r');

@@ -132,6 +132,8 @@ export interface AskOptions extends Partial<DecodeOptions> {
   /** Streams the answer text as tokens arrive (greedy and sampling). */
   onText?: (delta: string) => void;
   onToken?: (id: number) => void;
+  /** Beam search's progress: the step and the best running beam's ids (generate.ts BeamOptions.onStep). */
+  onBeamStep?: (step: number, bestIds: readonly number[]) => void;
 }
 
 /**
@@ -176,7 +178,7 @@ export class ChatSession {
     let tokens: number[];
     try {
       tokens = o.mode === 'beam'
-        ? beamSearch(this.model.llm, embeds, { ...common, numBeams: o.numBeams, repetitionPenalty: o.repetitionPenalty })
+        ? beamSearch(this.model.llm, embeds, { ...common, numBeams: o.numBeams, repetitionPenalty: o.repetitionPenalty, onStep: o.onBeamStep })
         : o.mode === 'greedy'
           ? greedy(this.model.llm, embeds, { ...common, repetitionPenalty: opts.repetitionPenalty ?? 1 })
           : sample(this.model.llm, embeds, { ...common, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,

@@ -35,6 +35,11 @@ export interface BeamOptions extends CommonOptions {
   numBeams: number; // original default 3
   repetitionPenalty: number; // original default 1.2
   lengthPenalty?: number; // 1.0
+  /**
+   * Called after each step with the step number (1-based) and the ids of the best running beam: beam
+   * search settles its answer only at the end, so this is its progress (the CLI shows it on a terminal).
+   */
+  onStep?: (step: number, bestIds: readonly number[]) => void;
 }
 
 export interface SampleOptions extends CommonOptions {
@@ -125,9 +130,12 @@ export function topK(values: Float32Array, k: number): { index: number; value: n
   return top;
 }
 
-/** Runs the prompt through the decoder with a fresh cache; returns the cache and the last logits row. */
-function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D, stats?: GenerationStats) {
-  const cache = llm.newCache();
+/**
+ * Runs the prompt through the decoder with a fresh cache (room for `slots` sequences: the beams); returns
+ * the cache and the last logits row.
+ */
+function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D, stats?: GenerationStats, slots = 1) {
+  const cache = llm.newCache({ slots });
   try {
     const t0 = performance.now();
     const logits = llm.forward(embeds, { cache, logits: 'last' });
@@ -247,11 +255,10 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
   checkDecodeOptions(o);
   const nb = o.numBeams;
   const lp = o.lengthPenalty ?? 1;
-  const { cache: single, row: first } = prefill(llm, embeds, o.stats);
+  const { cache, row: first } = prefill(llm, embeds, o.stats, nb);
   const V = first.length;
-  const cache = single.tile(nb);
-  single.dispose();
   try {
+    cache.expand(nb); // every beam continues the prompt's entries (stored once)
     let beams: number[][] = Array.from({ length: nb }, () => []);
     // Only beam 0 is live at the first step.
     let running = Float32Array.from({ length: nb }, (_, i) => (i === 0 ? 0 : -1e9));
@@ -285,6 +292,7 @@ export function beamSearch(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
       const done = finished.length >= nb && worst() >= cands[0].value / curLen ** lp;
       beams = next.map((n) => [...beams[n.beam], n.token]);
       running = Float32Array.from(next.map((n) => n.score));
+      o.onStep?.(curLen, beams[0]); // candidates come best first
       if (done) break;
       if (curLen >= o.maxNewTokens) {
         beams.forEach((ids, b) => offer({ ids, score: running[b] / ids.length ** lp }));

@@ -2,11 +2,13 @@
 import readline from 'node:readline';
 import { bool, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
 import type { Command, CommandIO } from '../command.ts';
-import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
+import { BACKEND_FLAG, MODEL_FLAG, WEIGHTS_DTYPE_FLAG, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
 import { loadImage } from '../../image/decode.ts';
-import { buildPrompt, ChatSession, ORIGINAL_DEFAULTS, PromptError, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { buildPrompt, ChatSession, cleanOutput, ORIGINAL_DEFAULTS, PromptError, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
 import { checkDecodeOptions, type DecodeRanges } from '../../model/generate.ts';
 import { isBundledModel, loadModelConfig, loadTokenizer } from '../../model/load.ts';
+import type { WeightsDtypeOption } from '../../model/minicpmv.ts';
+import type { MiniCPMTokenizer } from '../../tokenizer/tokenizer.ts';
 
 /** The bundled random model would run to 2048 tokens without meeting EOS; keep its demo short. */
 const BUNDLED_MAX_NEW_TOKENS = 48;
@@ -27,6 +29,7 @@ const flags: FlagSpecs = {
   json: { type: 'boolean', help: 'print {answer, tokens, timings} as JSON (tokens: generated ids before clean-up)' },
   interactive: { type: 'boolean', short: 'i', help: 'keep the image and history, ask questions from stdin' },
   ...BACKEND_FLAG,
+  ...WEIGHTS_DTYPE_FLAG,
 };
 
 /** The flag behind each decoding option, for messages. */
@@ -64,6 +67,26 @@ function summary(io: CommandIO, r: ChatReply, loadMs: number): void {
   if (r.prompt.truncated) io.err(`note: the prompt had ${r.prompt.fullLength} tokens and was cut to the first 2048, as the original does`);
 }
 
+/** A one-line status on stderr, redrawn at most every 100 ms: "beam search: step N | best so far". */
+function beamProgress(tokenizer: MiniCPMTokenizer, write: (s: string) => void = (s) => process.stderr.write(s)) {
+  let last = 0, shown = false;
+  return {
+    step(step: number, best: readonly number[]): void {
+      const now = performance.now();
+      if (now - last < 100) return;
+      last = now;
+      const text = cleanOutput(tokenizer, [...best]).replace(/\s+/g, ' ');
+      const width = Math.max(20, (process.stderr.columns ?? 100) - 32);
+      write(`\r\x1b[2Kbeam search: step ${step} | ${text.length > width ? `…${text.slice(-width + 1)}` : text}`);
+      shown = true;
+    },
+    clear(): void {
+      if (shown) write('\r\x1b[2K');
+      shown = false;
+    },
+  };
+}
+
 export const command: Command = {
   name: 'chat',
   summary: 'answer a question about an image',
@@ -93,13 +116,23 @@ export const command: Command = {
     const img = loadImage(image);
     const tokenizer = loadTokenizer(dir);
     await startBackend(io, str(p, 'backend'), bool(p, 'json'));
-    const { model, ms: loadMs } = loadWithProgress(io, dir);
+    const { model, ms: loadMs } = loadWithProgress(io, dir, { weightsDtype: str(p, 'weights-dtype') as WeightsDtypeOption });
     const session = new ChatSession(model, tokenizer, img);
     const json = bool(p, 'json');
     const streams = !json && opts.mode !== 'beam';
+    // Beam search settles its answer only at the end: on a terminal, show the step and the best beam so far.
+    const beamStatus = !json && opts.mode === 'beam' && io.isTTY ? beamProgress(tokenizer) : undefined;
     const ask = (m: ChatMessage[]): ChatReply => {
-      const r = session.reply(m, { ...opts, onText: streams ? (d) => process.stdout.write(d) : undefined });
-      if (json) io.out(JSON.stringify({ answer: r.answer, tokens: r.tokens, timings: { loadMs, ...r.timings, peakRssMiB: peakRssMiB() } }));
+      let r: ChatReply;
+      try {
+        r = session.reply(m, { ...opts, onText: streams ? (d) => process.stdout.write(d) : undefined, onBeamStep: beamStatus?.step });
+      } finally {
+        beamStatus?.clear();
+      }
+      if (json) {
+        io.out(JSON.stringify({ answer: r.answer, tokens: r.tokens, timings: { loadMs, ...r.timings, peakRssMiB: peakRssMiB() },
+          weights: model.residentWeights() }));
+      }
       else if (streams) process.stdout.write('\n');
       else io.out(r.answer);
       return r;
