@@ -1,49 +1,45 @@
-// A TensorFlow kernel for the decode-time products, registered into the
-// TensorFlow runtime that @tensorflow/tfjs-node has loaded (same
-// libtensorflow, same op registry), and run through TF.js's `tensorflow`
-// backend like any built-in op.
+// The project's own TensorFlow ops, registered into the TensorFlow runtime that @tensorflow/tfjs-node has
+// loaded (same libtensorflow, same op registry) and run through TF.js's `tensorflow` backend like any
+// built-in op. Each op is one section below, in this order: formula, helpers, shape check, compute.
 //
-//   MiniCPMLinearRows(x: float [R, K], w: float [N, K]) -> y: float [R, N]
-//   y[r, n] = sum_k x[r, k] * w[n, k]          (nn.Linear, W in PyTorch [out, in] layout)
+//   MiniCPMLinear(x: float [M, K], w: [N, K] float or [N, K/2] int32 (two bf16/f16 per word); wtype)
+//     -> y [M, N]: y = x wᵀ (nn.Linear, W in PyTorch [out, in] layout), 16-bit weights widened in registers.
+//   MiniCPMWiden(x: int32 [..., K/2]; wtype) -> y: float [..., K]: packed 16-bit values to float32.
+//   MiniCPMReadTensor(; fd, file_id, size, offset, count, dtype, T) -> y: T: a safetensors tensor read from
+//     an open, validated file: float32 (widened) or, for bf16/f16 with T = int32, the stored values packed.
+//   MiniCPMNorm(x: float [R, D], w [D], b [D]; kind, eps) -> y [R, D]: LayerNorm or MiniCPM's RMSNorm, one
+//     pass per row.
+//   MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension.
+//   MiniCPMBiasGelu(x: float [R, D], b [D]) -> y [R, D]: exact-erf GELU of x + b.
+//   MiniCPMRotary(x: float [..., W], cos [T, d], sin [T, d]) -> y: rotate-half rotary embedding per head.
+//   MiniCPMCachedAttention(q, k, v, kcache, vcache, idx; heads, scale) -> y: the decoder's causal attention
+//     over a preallocated KV cache that it appends to in place; beams index their slots through idx.
 //
-//   MiniCPMNorm(x: float [R, D], w: float [D], b: float [D]; kind: 'layer'|'rms', eps: float) -> y [R, D]
-//   LayerNorm (x - mean) / sqrt(var + eps) * w + b (biased variance; b used), or MiniCPM's
-//   RMSNorm x * rsqrt(mean(x^2) + eps) * w (b ignored): one pass per row instead of 6-9 TF kernels.
-//   Sums are taken in double, so the result is at least as close to the exact value as TF's fp32 reductions.
-//
-//   MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension, rows split over both cores
-//   (max-shifted; exp and the sum in fp32 as torch does; an 8-wide polynomial exp, ~1e-7 relative).
-//
-//   MiniCPMBiasGelu(x: float [R, D], b: float [D]) -> gelu(x + b), exact-erf GELU
-//   0.5·v·(1 + erf(v/√2)) with erf from Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the
-//   approximation TF.js's cpu backend uses): one pass instead of six TF kernels.
-//
-//   MiniCPMRotary(x: float [B, H, T, d], cos: float [T, d], sin: float [T, d]) -> x·cos + rotate_half(x)·sin
-//   with rotate_half(x) = cat(-x[d/2:], x[:d/2]): one pass instead of six TF kernels.
-//
-//   MiniCPMReadTensor(path: string, offset: int, count: int, dtype: string) -> y: float [count]
-//   reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte
-//   `offset` of `path` straight into a new float32 TensorFlow tensor: the
-//   checkpoint loads at the disk's speed, without a pass through JavaScript.
-//
-// Why the first: with one to four rows (decode steps, beams) the product is a matrix-
-// vector product bound by reading W. TensorFlow's MatMul reaches 15-18 GB/s on
-// it here; streaming each row of W once, with both cores, reaches the memory
-// bandwidth (bench/backend.ts measures both). Accumulation is in fp32, in
-// eight-lane partial sums: results differ from MatMul by summation order only.
+// Every op replaces several TF kernels (or a slower one) with one pass over the data; its TF.js-op
+// reference (`fooOps` beside `fooNative` in src/) is what the tests compare it with. Parallel loops run on
+// the module's own worker threads (see the pool below), not OpenMP.
 #include <immintrin.h>
+#include <linux/futex.h>
 #include <node_api.h>
-#include <omp.h>
-
-#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <initializer_list>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "tensorflow/c/kernels.h"
@@ -53,74 +49,27 @@
 
 namespace {
 
-constexpr int kMaxRows = 8;
-bool g_avx2 = false;
+// ====================================================================================================
+// Shared: CPU features, the kernel frame every tensor-input op runs in, attributes
+// ====================================================================================================
 
-// y[r] (+)= dot(x[r], w_row) for r < R, one row of W.
-__attribute__((target("avx2,fma"))) inline void dot_rows_avx2(const float* w, const float* x, int64_t K, int R,
-                                                              float* out) {
-  __m256 acc[kMaxRows];
-  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    const __m256 wv = _mm256_loadu_ps(w + k);
-    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * K + k), acc[r]);
-  }
-  for (int r = 0; r < R; r++) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    float t = _mm_cvtss_f32(s);
-    for (int64_t j = k; j < K; j++) t += w[j] * x[r * K + j];
-    out[r] = t;
-  }
-}
+bool g_avx2 = false;  // AVX2 + FMA + F16C
 
-// One input row (R = 1, the decode step), four rows of W at a time: four
-// independent streams give the core's prefetchers more to work with.
-__attribute__((target("avx2,fma"))) inline void dot4_avx2(const float* w, const float* x, int64_t K, float* out) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  const float *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + k);
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, a1);
-    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, a2);
-    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, a3);
-  }
-  __m256 acc[4] = {a0, a1, a2, a3};
-  const float* rows[4] = {w0, w1, w2, w3};
-  for (int i = 0; i < 4; i++) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    float t = _mm_cvtss_f32(s);
-    for (int64_t j = k; j < K; j++) t += rows[i][j] * x[j];
-    out[i] = t;
-  }
-}
-
-inline void dot_rows_scalar(const float* w, const float* x, int64_t K, int R, float* out) {
-  for (int r = 0; r < R; r++) {
-    float t = 0;
-    for (int64_t j = 0; j < K; j++) t += w[j] * x[r * K + j];
-    out[r] = t;
-  }
-}
-
-void* Create(TF_OpKernelConstruction*) { return nullptr; }
-void Delete(void*) {}
+// Ops without attributes keep no state.
+void* CreateNoAttrs(TF_OpKernelConstruction*) { return nullptr; }
+void DeleteNoAttrs(void*) {}
 
 inline const float* Data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
 
+constexpr int kMaxInputs = 8;
+
 // The frame every tensor-input kernel shares: fetch the `n` inputs, let `shape` check them and give the
 // output's dims (nullptr when fine, else the error message), allocate the float output, run
-// `body(inputs, y)`, report any failure, release everything.
+// `body(inputs, y)`, report any failure, release everything. Nothing is allocated before the check.
 template <typename Shape, typename Body>
 void RunKernel(TF_OpKernelContext* ctx, int n, Shape shape, Body body) {
   TF_Status* status = TF_NewStatus();
-  TF_Tensor* in[3] = {nullptr, nullptr, nullptr};
+  TF_Tensor* in[kMaxInputs] = {};
   for (int i = 0; i < n && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
   std::vector<int64_t> dims;
   if (TF_GetCode(status) == TF_OK) {
@@ -138,6 +87,16 @@ void RunKernel(TF_OpKernelContext* ctx, int n, Shape shape, Body body) {
   TF_DeleteStatus(status);
 }
 
+// A string attribute (TF gives its size first).
+bool GetStringAttr(TF_OpKernelConstruction* ctx, const char* name, std::string* out, TF_Status* status) {
+  int32_t list_size = 0, total_size = 0;
+  TF_OpKernelConstruction_GetAttrSize(ctx, name, &list_size, &total_size, status);
+  if (TF_GetCode(status) != TF_OK) return false;
+  out->assign(total_size > 0 ? total_size : 0, '\0');
+  if (total_size > 0) TF_OpKernelConstruction_GetAttrString(ctx, name, &(*out)[0], total_size, status);
+  return TF_GetCode(status) == TF_OK;
+}
+
 // y's dims = x's dims.
 inline std::vector<int64_t> DimsOf(TF_Tensor* x) {
   std::vector<int64_t> d(TF_NumDims(x));
@@ -145,35 +104,561 @@ inline std::vector<int64_t> DimsOf(TF_Tensor* x) {
   return d;
 }
 
-struct ReadAttrs {
-  std::string path;
-  int64_t offset = 0;
-  int64_t count = 0;
-  std::string dtype;
+// IEEE half to float, exactly (the scalar path; vector paths use F16C).
+inline float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0 && man == 0) {
+    bits = sign;
+  } else if (exp == 0) {  // subnormal: man * 2^-24, normalized
+    int e = -1;
+    uint32_t m = man;
+    do {
+      e++;
+      m <<= 1;
+    } while (!(m & 0x400u));
+    bits = sign | static_cast<uint32_t>(112 - e) << 23 | (m & 0x3ffu) << 13;
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | man << 13;
+  } else {
+    bits = sign | (exp + 112) << 23 | man << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// ====================================================================================================
+// Shared: the worker threads every parallel op runs on
+// ====================================================================================================
+// Work is split into numbered chunks that threads claim one at a time from a shared counter; the calling
+// thread always takes part, and an op returns as soon as every chunk is DONE, not when every thread has
+// checked in. So a worker that the OS has descheduled (another process on the same cores) holds an op up
+// only while it is in the middle of a chunk: the caller takes the chunks it does not claim. (An OpenMP
+// static schedule hands each thread a fixed share and waits for it: with the two cores shared, decode
+// slowed threefold.) Idle workers spin for a while (MINICPMV_SPIN_US, default 50 µs) so that back-to-back
+// ops of a decode step find them awake, then sleep on a futex, leaving the cores to TensorFlow's kernels.
+// MINICPMV_THREADS sets the thread count (default: the CPUs this process may run on).
+
+class Pool {
+ public:
+  static Pool& Get() {
+    static Pool* pool = new Pool();  // never destroyed: the workers live until the process exits
+    return *pool;
+  }
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // fn(i) for every i in [0, n), over the caller and the workers; returns when all n have run.
+  template <typename F>
+  void For(int64_t n, F&& fn) {
+    if (n <= 0) return;
+    if (n == 1 || workers_.empty()) {
+      for (int64_t i = 0; i < n; i++) fn(i);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);  // one job at a time (TensorFlow could call two kernels at once)
+    using Fn = std::remove_reference_t<F>;
+    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    // The job's fields go to the slot of its generation's parity: a worker that read the previous job late
+    // reads the other slot, and its claim (a compare-and-swap on the generation) fails anyway.
+    Slot& slot = slots_[gen & 1];
+    slot.fn.store([](void* ctx, int64_t i) { (*static_cast<Fn*>(ctx))(i); }, std::memory_order_relaxed);
+    slot.ctx.store(&fn, std::memory_order_relaxed);
+    slot.n.store(n < kMaxChunks ? n : kMaxChunks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    state_.store(gen << 32, std::memory_order_release);  // publishes job `gen`, next chunk 0
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWake(&epoch_);
+    Work(gen);
+    // Only chunks that another thread has claimed and not finished can still be running.
+    const int64_t total = n < kMaxChunks ? n : kMaxChunks;
+    for (int spins = 0; done_.load(std::memory_order_acquire) < total; spins++) {
+      if (spins < 4096) _mm_pause();
+      else sched_yield();
+    }
+    for (int64_t i = total; i < n; i++) fn(i);  // (callers keep n far below kMaxChunks)
+  }
+
+ private:
+  static constexpr int64_t kMaxChunks = 0xffffffff;
+  struct Slot {
+    std::atomic<void (*)(void*, int64_t)> fn{nullptr};
+    std::atomic<void*> ctx{nullptr};
+    std::atomic<int64_t> n{0};
+  };
+
+  Pool() {
+    int n = 0;
+    if (const char* env = std::getenv("MINICPMV_THREADS")) n = std::atoi(env);
+    if (n <= 0) {
+      cpu_set_t set;
+      n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    }
+    n = n < 1 ? 1 : n > 64 ? 64 : n;
+    int spin_us = 50;
+    if (const char* env = std::getenv("MINICPMV_SPIN_US")) spin_us = std::atoi(env);
+    spin_ns_ = static_cast<int64_t>(spin_us < 0 ? 0 : spin_us) * 1000;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this] { Loop(); });
+    for (std::thread& t : workers_) t.detach();
+  }
+
+  static int64_t NowNs() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+  static void FutexWait(std::atomic<uint32_t>* a, uint32_t expected) {
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(a), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+  }
+  static void FutexWake(std::atomic<uint32_t>* a) {
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(a), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  }
+
+  // Claims and runs chunks of job `gen` until none is left. A claim succeeds only while the state still holds
+  // generation `gen` with chunks left, that is while the job is unfinished, so its slot is unchanged.
+  void Work(uint64_t gen) {
+    const Slot& slot = slots_[gen & 1];
+    void (*fn)(void*, int64_t) = slot.fn.load(std::memory_order_relaxed);
+    void* ctx = slot.ctx.load(std::memory_order_relaxed);
+    const int64_t n = slot.n.load(std::memory_order_relaxed);
+    for (;;) {
+      uint64_t s = state_.load(std::memory_order_acquire);
+      if ((s >> 32) != gen || static_cast<int64_t>(s & 0xffffffffu) >= n) return;
+      if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+      fn(ctx, static_cast<int64_t>(s & 0xffffffffu));
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void Loop() {
+    uint32_t seen = epoch_.load(std::memory_order_acquire);
+    for (;;) {
+      const int64_t until = NowNs() + spin_ns_;
+      uint32_t now = epoch_.load(std::memory_order_acquire);
+      for (int i = 0; now == seen; i++) {
+        _mm_pause();
+        if ((i & 255) == 255 && NowNs() > until) {
+          sleepers_.fetch_add(1, std::memory_order_seq_cst);
+          FutexWait(&epoch_, seen);
+          sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        }
+        now = epoch_.load(std::memory_order_acquire);
+      }
+      seen = now;
+      Work(state_.load(std::memory_order_acquire) >> 32);
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<std::thread> workers_;
+  int64_t spin_ns_ = 0;
+  Slot slots_[2];
+  std::atomic<uint64_t> state_{0};  // generation << 32 | next chunk
+  std::atomic<int64_t> done_{0};
+  std::atomic<uint32_t> epoch_{0};  // bumped once per job; idle workers wait on it
+  std::atomic<int> sleepers_{0};
 };
 
-void* CreateRead(TF_OpKernelConstruction* ctx) {
-  auto* a = new ReadAttrs();
-  TF_Status* status = TF_NewStatus();
-  int32_t list_size = 0, total_size = 0;
-  TF_OpKernelConstruction_GetAttrSize(ctx, "path", &list_size, &total_size, status);
-  if (TF_GetCode(status) == TF_OK) {
-    a->path.resize(total_size);
-    TF_OpKernelConstruction_GetAttrString(ctx, "path", &a->path[0], total_size, status);
+// fn(i) for i in [0, n): on the pool when `parallel` (worth a wake-up), else on the calling thread.
+template <typename F>
+void ParallelFor(int64_t n, bool parallel, F&& fn) {
+  if (parallel) {
+    Pool::Get().For(n, fn);
+  } else {
+    for (int64_t i = 0; i < n; i++) fn(i);
   }
-  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "offset", &a->offset, status);
-  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "count", &a->count, status);
-  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrSize(ctx, "dtype", &list_size, &total_size, status);
+}
+
+// ====================================================================================================
+// MiniCPMLinear(x: float [M, K], w: T [N, K] or [N, K/2]; wtype: 'f32'|'bf16'|'f16') -> y: float [M, N]
+//   y[m, n] = sum_k x[m, k] * W[n, k]           (nn.Linear, W in PyTorch [out, in] layout)
+// W is float32 [N, K] (wtype f32), or a checkpoint's 16-bit values as stored, two per int32: int32
+// [N, K/2] with element 2j in the low half of word j (wtype bf16 or f16; this is the file's byte order).
+// 16-bit weights are widened to fp32 in registers (bf16: a 16-bit shift, exact; f16: vcvtph2ps, exact);
+// x is never rounded and every product and sum is fp32.
+//
+// Every output element is summed the same way whatever M and the weight type: lane j of a 16-wide (AVX2:
+// 8-wide) accumulator takes k = j, j+16, ..., the lanes are added by the same reduction, then the k left
+// over one by one. So a bf16 weight gives bit for bit what its fp32 widening gives, and decode rows equal
+// prefill rows. Two paths:
+//   - M <= 8 (decode steps, beams): bound by reading W. Each thread takes chunks of W's rows and reads each
+//     row once for all M rows, G rows at a time (G = 8..3 by M) so that G*M independent accumulators keep
+//     the FMA units busy instead of waiting on one dependency chain.
+//   - M > 8 (prefill, image encode): tiles of R = 4 rows of x by G = 6 rows of W, whose rows stay in L1
+//     while the tile walks the rows of an L2-sized block of x; W is read once per block of x.
+// ====================================================================================================
+
+enum class WType { F32, BF16, F16 };
+
+inline int64_t WBytes(WType t) { return t == WType::F32 ? 4 : 2; }
+
+// One weight widened to fp32 (the scalar tails and the scalar path).
+template <WType T>
+inline float WidenOne(const void* w, int64_t k) {
+  if constexpr (T == WType::F32) {
+    return static_cast<const float*>(w)[k];
+  } else if constexpr (T == WType::BF16) {
+    const uint32_t b = static_cast<uint32_t>(static_cast<const uint16_t*>(w)[k]) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  } else {
+    return HalfToFloat(static_cast<const uint16_t*>(w)[k]);
+  }
+}
+
+#define MINICPM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define MINICPM_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// 16 consecutive weights from w[k], widened.
+template <WType T>
+MINICPM_AVX512 inline __m512 Load16(const void* w, int64_t k) {
+  if constexpr (T == WType::F32) {
+    return _mm512_loadu_ps(static_cast<const float*>(w) + k);
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + k));
+    if constexpr (T == WType::BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    else return _mm512_cvtph_ps(h);
+  }
+}
+
+// 8 consecutive weights from w[k], widened.
+template <WType T>
+MINICPM_AVX2 inline __m256 Load8(const void* w, int64_t k) {
+  if constexpr (T == WType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(w) + k);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + k));
+    if constexpr (T == WType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    else return _mm256_cvtph_ps(h);
+  }
+}
+
+MINICPM_AVX2 inline float Sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// The R x G block y[r * ldy + g] = sum_k x[r * ldx + k] * W[g][k], W's row g at w + g * K elements.
+template <WType T, int R, int G>
+MINICPM_AVX512 void TileAvx512(const float* x, int64_t ldx, const void* w, int64_t K, float* y, int64_t ldy) {
+  const char* wb = static_cast<const char*>(w);
+  const int64_t row = K * WBytes(T);
+  __m512 acc[R][G];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) acc[r][g] = _mm512_setzero_ps();
+  }
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[G];
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) wv[g] = Load16<T>(wb + g * row, k);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      const __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
+#pragma GCC unroll 8
+      for (int g = 0; g < G; g++) acc[r][g] = _mm512_fmadd_ps(wv[g], xv, acc[r][g]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int g = 0; g < G; g++) {
+      float s = _mm512_reduce_add_ps(acc[r][g]);
+      for (int64_t j = k; j < K; j++) s += x[r * ldx + j] * WidenOne<T>(wb + g * row, j);
+      y[r * ldy + g] = s;
+    }
+  }
+}
+
+template <WType T, int R, int G>
+MINICPM_AVX2 void TileAvx2(const float* x, int64_t ldx, const void* w, int64_t K, float* y, int64_t ldy) {
+  const char* wb = static_cast<const char*>(w);
+  const int64_t row = K * WBytes(T);
+  __m256 acc[R][G];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) acc[r][g] = _mm256_setzero_ps();
+  }
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[G];
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) wv[g] = Load8<T>(wb + g * row, k);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      const __m256 xv = _mm256_loadu_ps(x + r * ldx + k);
+#pragma GCC unroll 8
+      for (int g = 0; g < G; g++) acc[r][g] = _mm256_fmadd_ps(wv[g], xv, acc[r][g]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int g = 0; g < G; g++) {
+      float s = Sum8(acc[r][g]);
+      for (int64_t j = k; j < K; j++) s += x[r * ldx + j] * WidenOne<T>(wb + g * row, j);
+      y[r * ldy + g] = s;
+    }
+  }
+}
+
+template <WType T>
+void TileScalar(const float* x, int64_t ldx, const void* w, int64_t K, float* y, int64_t ldy, int R, int G) {
+  const char* wb = static_cast<const char*>(w);
+  for (int r = 0; r < R; r++) {
+    for (int g = 0; g < G; g++) {
+      float s = 0;
+      for (int64_t j = 0; j < K; j++) s += x[r * ldx + j] * WidenOne<T>(wb + g * K * WBytes(T), j);
+      y[r * ldy + g] = s;
+    }
+  }
+}
+
+enum class Isa { Scalar, Avx2, Avx512 };
+Isa g_isa = Isa::Scalar;
+
+using TileFn = void (*)(const float*, int64_t, const void*, int64_t, float*, int64_t);
+
+// The tile function for R rows of x by G rows of W on this CPU. Only the pairs TileG and the GEMM path ask
+// for (and their smaller remainders) are built: R * G + G + 1 vector registers at most.
+template <WType T, int R>
+TileFn TileFor(int G) {
+  if (g_isa == Isa::Avx512) {
+    if constexpr (R <= 2) if (G == 8) return &TileAvx512<T, R, 8>;
+    if constexpr (R <= 4) if (G == 6) return &TileAvx512<T, R, 6>;
+    if constexpr (R <= 6) if (G == 4) return &TileAvx512<T, R, 4>;
+    if (G == 3) return &TileAvx512<T, R, 3>;
+    if (G == 2) return &TileAvx512<T, R, 2>;
+    return &TileAvx512<T, R, 1>;
+  }
+  if constexpr (R <= 2) if (G == 4) return &TileAvx2<T, R, 4>;
+  if constexpr (R <= 3) if (G == 3) return &TileAvx2<T, R, 3>;
+  if constexpr (R <= 6) if (G == 2) return &TileAvx2<T, R, 2>;
+  return &TileAvx2<T, R, 1>;
+}
+
+template <WType T>
+TileFn TileRG(int R, int G) {
+  switch (R) {
+    case 1: return TileFor<T, 1>(G);
+    case 2: return TileFor<T, 2>(G);
+    case 3: return TileFor<T, 3>(G);
+    case 4: return TileFor<T, 4>(G);
+    case 5: return TileFor<T, 5>(G);
+    case 6: return TileFor<T, 6>(G);
+    case 7: return TileFor<T, 7>(G);
+    default: return TileFor<T, 8>(G);
+  }
+}
+
+// Rows of W per tile: as many as the registers allow (AVX-512: 32, AVX2: 16 vector registers).
+int TileG(int R) {
+  if (g_isa == Isa::Avx512) return R <= 2 ? 8 : R <= 4 ? (R == 3 ? 6 : 4) : R <= 6 ? 4 : 3;
+  return R <= 2 ? 4 : R == 3 ? 3 : R <= 6 ? 2 : 1;
+}
+
+// y [M, N] = x [M, K] · Wᵀ for rows [m0, m1) of x and [n0, n1) of W, in R x G tiles (n outer: a tile's G
+// rows of W stay in L1 while it walks the rows of x).
+template <WType T>
+void LinearBlock(const float* x, const void* w, int64_t K, int64_t N, float* y, int64_t m0, int64_t m1, int64_t n0,
+                 int64_t n1, int R, int G) {
+  const char* wb = static_cast<const char*>(w);
+  const int64_t row = K * WBytes(T);
+  if (g_isa == Isa::Scalar) {
+    for (int64_t m = m0; m < m1; m++) {
+      for (int64_t n = n0; n < n1; n++) TileScalar<T>(x + m * K, K, wb + n * row, K, y + m * N + n, N, 1, 1);
+    }
+    return;
+  }
+  int64_t n = n0;
+  for (; n + G <= n1; n += G) {
+    for (int64_t m = m0; m < m1; m += R) {
+      const int r = static_cast<int>(m1 - m < R ? m1 - m : R);
+      TileRG<T>(r, G)(x + m * K, K, wb + n * row, K, y + m * N + n, N);
+    }
+  }
+  for (; n < n1; n++) {
+    for (int64_t m = m0; m < m1; m += R) {
+      const int r = static_cast<int>(m1 - m < R ? m1 - m : R);
+      TileRG<T>(r, 1)(x + m * K, K, wb + n * row, K, y + m * N + n, N);
+    }
+  }
+}
+
+constexpr int64_t kLinearRowsMax = 8;
+
+template <WType T>
+void Linear(const float* x, int64_t M, int64_t K, const void* w, int64_t N, float* y) {
+  const bool parallel = M * N * K > (1 << 16);
+  if (M <= kLinearRowsMax) {
+    // Chunks of W's rows (a multiple of the tile's G); each thread reads its rows once for all M rows.
+    const int R = static_cast<int>(M), G = g_isa == Isa::Scalar ? 1 : TileG(R);
+    const int64_t rows = G * ((64 + G - 1) / G);
+    ParallelFor((N + rows - 1) / rows, parallel, [&](int64_t i) {
+      const int64_t n0 = i * rows, n1 = n0 + rows < N ? n0 + rows : N;
+      LinearBlock<T>(x, w, K, N, y, 0, M, n0, n1, R, G);
+    });
+    return;
+  }
+  // Blocks of x that fit in L2 (~512 KB) by chunks of 96 rows of W; tiles of 4 x 6 (AVX2: 3 x 3).
+  const int R = g_isa == Isa::Avx512 ? 4 : 3, G = g_isa == Isa::Avx512 ? 6 : 3;
+  int64_t mc = (512 * 1024) / (4 * (K > 0 ? K : 1));
+  mc = mc < R ? R : mc - mc % R;
+  if (mc > M) mc = M;
+  const int64_t nc = 96;
+  const int64_t mb = (M + mc - 1) / mc, nb = (N + nc - 1) / nc;
+  ParallelFor(mb * nb, parallel, [&](int64_t i) {
+    const int64_t m0 = (i / nb) * mc, n0 = (i % nb) * nc;
+    LinearBlock<T>(x, w, K, N, y, m0, m0 + mc < M ? m0 + mc : M, n0, n0 + nc < N ? n0 + nc : N, R, G);
+  });
+}
+
+struct LinearAttrs {
+  WType wtype = WType::F32;
+};
+
+// The `wtype` attribute of MiniCPMLinear and MiniCPMWiden.
+void* CreateWType(TF_OpKernelConstruction* ctx, const char* op) {
+  auto* a = new LinearAttrs();
+  TF_Status* status = TF_NewStatus();
+  std::string t;
+  GetStringAttr(ctx, "wtype", &t, status);
   if (TF_GetCode(status) == TF_OK) {
-    a->dtype.resize(total_size);
-    TF_OpKernelConstruction_GetAttrString(ctx, "dtype", &a->dtype[0], total_size, status);
+    if (t == "f32") a->wtype = WType::F32;
+    else if (t == "bf16") a->wtype = WType::BF16;
+    else if (t == "f16") a->wtype = WType::F16;
+    else TF_SetStatus(status, TF_INVALID_ARGUMENT, (std::string(op) + ": wtype must be f32, bf16 or f16, got \"" + t + "\"").c_str());
   }
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
   TF_DeleteStatus(status);
   return a;
 }
 
-void DeleteRead(void* p) { delete static_cast<ReadAttrs*>(p); }
+void* CreateLinear(TF_OpKernelConstruction* ctx) { return CreateWType(ctx, "MiniCPMLinear"); }
+void* CreateWiden(TF_OpKernelConstruction* ctx) { return CreateWType(ctx, "MiniCPMWiden"); }
+void DeleteLinear(void* p) { delete static_cast<LinearAttrs*>(p); }
+
+void ComputeLinear(void* p, TF_OpKernelContext* ctx) {
+  const WType wt = static_cast<LinearAttrs*>(p)->wtype;
+  RunKernel(
+      ctx, 2,
+      [wt](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *x = in[0], *w = in[1];
+        const bool packed = wt != WType::F32;
+        if (TF_TensorType(w) != (packed ? TF_INT32 : TF_FLOAT)) {
+          return "MiniCPMLinear: w must be float32 for wtype f32 and int32 (two 16-bit values per word) for bf16/f16";
+        }
+        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) * (packed ? 2 : 1)) {
+          return packed ? "MiniCPMLinear: expects x [M, K] and packed w [N, K/2]" : "MiniCPMLinear: expects x [M, K] and w [N, K]";
+        }
+        *dims = {TF_Dim(x, 0), TF_Dim(w, 0)};
+        return nullptr;
+      },
+      [wt](TF_Tensor** in, float* y) {
+        const int64_t M = TF_Dim(in[0], 0), K = TF_Dim(in[0], 1), N = TF_Dim(in[1], 0);
+        const float* x = Data(in[0]);
+        const void* w = TF_TensorData(in[1]);
+        if (wt == WType::F32) Linear<WType::F32>(x, M, K, w, N, y);
+        else if (wt == WType::BF16) Linear<WType::BF16>(x, M, K, w, N, y);
+        else Linear<WType::F16>(x, M, K, w, N, y);
+      });
+}
+
+// ====================================================================================================
+// MiniCPMWiden(x: int32 [..., K/2]; wtype: 'bf16'|'f16') -> y: float [..., K]
+// 16-bit values stored two per int32 (MiniCPMLinear's packed layout), widened to float32 exactly: the
+// embedding rows gathered from a packed table, or a whole packed weight.
+// ====================================================================================================
+
+template <WType T>
+MINICPM_AVX512 int64_t WidenAvx512(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, Load16<T>(src, i));
+  return i;
+}
+
+template <WType T>
+MINICPM_AVX2 int64_t WidenAvx2(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, Load8<T>(src, i));
+  return i;
+}
+
+// dst[i] = src[i] widened to float32, i < n.
+template <WType T>
+void WidenRange(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = g_isa == Isa::Avx512 ? WidenAvx512<T>(src, dst, n) : g_isa == Isa::Avx2 ? WidenAvx2<T>(src, dst, n) : 0;
+  for (; i < n; i++) dst[i] = WidenOne<T>(src, i);
+}
+
+void ComputeWiden(void* p, TF_OpKernelContext* ctx) {
+  const WType wt = static_cast<LinearAttrs*>(p)->wtype;
+  RunKernel(
+      ctx, 1,
+      [wt](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        if (wt == WType::F32) return "MiniCPMWiden: wtype must be bf16 or f16";
+        if (TF_TensorType(in[0]) != TF_INT32 || TF_NumDims(in[0]) < 1) return "MiniCPMWiden: expects int32 x [..., K/2]";
+        *dims = DimsOf(in[0]);
+        dims->back() *= 2;
+        return nullptr;
+      },
+      [wt](TF_Tensor** in, float* y) {
+        const int64_t n = 2 * static_cast<int64_t>(TF_TensorElementCount(in[0]));
+        const uint16_t* src = static_cast<const uint16_t*>(TF_TensorData(in[0]));
+        const int64_t piece = 1 << 16;
+        ParallelFor((n + piece - 1) / piece, n > 4 * piece, [&](int64_t i) {
+          const int64_t a = i * piece, len = a + piece < n ? piece : n - a;
+          if (wt == WType::BF16) WidenRange<WType::BF16>(src + a, y + a, len);
+          else WidenRange<WType::F16>(src + a, y + a, len);
+        });
+      });
+}
+
+// ====================================================================================================
+// MiniCPMReadTensor(; fd: int, file_id: string, size: int, offset: int, count: int, dtype: string,
+//   T: float|int32) -> y: T [count] (float) or [count / 2] (int32)
+// Reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte `offset` of the open file
+// `fd` straight into a new TensorFlow tensor, without a pass through JavaScript. T = float widens 16-bit
+// values to float32; T = int32 keeps a BF16/F16 tensor's bytes as stored, two values per word
+// (MiniCPMLinear's packed layout): the checkpoint goes from the file to its final place in one copy.
+// The output's pages are faulted in by two threads (the pool), a piece at a time (MADV_POPULATE_WRITE),
+// and as transparent huge pages where the kernel allows it (MADV_HUGEPAGE): faulting fresh 4 KiB pages one
+// by one, not the disk, bounded the load before.
+// The file is the one JavaScript opened and validated (src/weights/safetensors.ts): the op reads through
+// that descriptor, never by path, and first checks with fstat that it is still that regular file
+// (`file_id` = "device:inode") with the size it had (`size`), so a file replaced, truncated or grown
+// since its header was read is refused instead of read. Every attribute is checked before anything is
+// allocated; a failure is one line, "MiniCPMReadTensor: ...".
+// ====================================================================================================
+
+struct ReadAttrs {
+  int64_t fd = -1;
+  std::string file_id;
+  int64_t size = 0;
+  int64_t offset = 0;
+  int64_t count = 0;
+  std::string dtype;
+  TF_DataType out = TF_FLOAT;
+};
+
+void* CreateReadTensor(TF_OpKernelConstruction* ctx) {
+  auto* a = new ReadAttrs();
+  TF_Status* status = TF_NewStatus();
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "fd", &a->fd, status);
+  if (TF_GetCode(status) == TF_OK) GetStringAttr(ctx, "file_id", &a->file_id, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "size", &a->size, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "offset", &a->offset, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "count", &a->count, status);
+  if (TF_GetCode(status) == TF_OK) GetStringAttr(ctx, "dtype", &a->dtype, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrType(ctx, "T", &a->out, status);
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return a;
+}
+
+void DeleteReadTensor(void* p) { delete static_cast<ReadAttrs*>(p); }
 
 // pread until `len` bytes are in `dst` (the kernel may return less than asked).
 bool ReadFully(int fd, char* dst, int64_t len, int64_t at, std::string* err) {
@@ -181,7 +666,7 @@ bool ReadFully(int fd, char* dst, int64_t len, int64_t at, std::string* err) {
     const ssize_t got = pread(fd, dst, static_cast<size_t>(len < (1 << 30) ? len : (1 << 30)), at);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      *err = got == 0 ? "unexpected end of file" : std::strerror(errno);
+      *err = got == 0 ? "unexpected end of file at byte " + std::to_string(at) : std::strerror(errno);
       return false;
     }
     dst += got;
@@ -191,103 +676,107 @@ bool ReadFully(int fd, char* dst, int64_t len, int64_t at, std::string* err) {
   return true;
 }
 
-__attribute__((target("f16c,avx2"))) void WidenF16(const uint16_t* src, float* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+// Checks the attributes and the open file; the empty string when the read may go ahead.
+std::string CheckRead(const ReadAttrs& a, int64_t* elem_bytes) {
+  const bool f32 = a.dtype == "F32", b16 = a.dtype == "BF16" || a.dtype == "F16";
+  if (!f32 && !b16) return "dtype must be F32, BF16 or F16, got \"" + a.dtype + "\"";
+  *elem_bytes = f32 ? 4 : 2;
+  if (a.out == TF_INT32 && !b16) return "T = int32 (packed) needs a BF16 or F16 tensor, got " + a.dtype;
+  if (a.out == TF_INT32 && a.count % 2 != 0) return "T = int32 (packed) needs an even count, got " + std::to_string(a.count);
+  if (a.out != TF_INT32 && a.out != TF_FLOAT) return "T must be float or int32";
+  if (a.fd < 0 || a.fd > INT32_MAX) return "fd " + std::to_string(a.fd) + " is not a file descriptor";
+  if (a.offset < 0) return "offset " + std::to_string(a.offset) + " is negative";
+  if (a.count < 0) return "count " + std::to_string(a.count) + " is negative";
+  if (a.size < 0) return "size " + std::to_string(a.size) + " is negative";
+  if (a.count > (INT64_MAX - a.offset) / 4 || a.offset + a.count * *elem_bytes > a.size) {
+    return std::to_string(a.count) + " x " + a.dtype + " at byte " + std::to_string(a.offset) + " lies beyond the file's " +
+           std::to_string(a.size) + " bytes";
   }
-  for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+  struct stat st;
+  if (fstat(static_cast<int>(a.fd), &st) != 0) return "fd " + std::to_string(a.fd) + ": " + std::strerror(errno);
+  if (!S_ISREG(st.st_mode)) return "fd " + std::to_string(a.fd) + " is not a regular file";
+  const std::string id = std::to_string(static_cast<uint64_t>(st.st_dev)) + ":" + std::to_string(static_cast<uint64_t>(st.st_ino));
+  if (id != a.file_id) return "fd " + std::to_string(a.fd) + " is file " + id + ", not the validated file " + a.file_id;
+  if (st.st_size != a.size) {
+    return "the file changed since it was validated (now " + std::to_string(st.st_size) + " bytes, was " +
+           std::to_string(a.size) + ")";
+  }
+  return "";
 }
 
-// bf16 -> f32 is a 16-bit shift; 8 at a time, same front-to-back safety as WidenF16.
-__attribute__((target("avx2"))) void WidenBf16(const uint16_t* src, float* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_slli_epi32(v, 16));
-  }
-  for (; i < n; i++) {
-    const uint32_t b = static_cast<uint32_t>(src[i]) << 16;
-    std::memcpy(dst + i, &b, 4);
-  }
+// Asks for transparent huge pages on the 2 MiB-aligned interior of a fresh buffer (ignored where off).
+void AdviseHugePages(void* p, int64_t bytes) {
+  const uintptr_t kHuge = 2 << 20, a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = (a + kHuge - 1) & ~(kHuge - 1), hi = (a + static_cast<uintptr_t>(bytes)) & ~(kHuge - 1);
+  if (bytes >= static_cast<int64_t>(2 * kHuge) && hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 }
 
-void ComputeRead(void* p, TF_OpKernelContext* ctx) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// Faults in the pages of [p, p + bytes) with one call (Linux >= 5.14; ignored elsewhere). On this project's
+// VMs a page fault costs microseconds; populating a piece at once is 2-20x faster than faulting page by page.
+void Prefault(void* p, int64_t bytes) {
+  const uintptr_t kPage = 4096, a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = a & ~(kPage - 1), hi = (a + static_cast<uintptr_t>(bytes) + kPage - 1) & ~(kPage - 1);
+  madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
+}
+
+void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   const ReadAttrs* a = static_cast<ReadAttrs*>(p);
   TF_Status* status = TF_NewStatus();
-  const int64_t n = a->count;
-  const bool f32 = a->dtype == "F32", bf16 = a->dtype == "BF16", f16 = a->dtype == "F16";
-  int64_t dims[1] = {n};
+  int64_t elem_bytes = 4;
+  std::string err = CheckRead(*a, &elem_bytes);
   TF_Tensor* y = nullptr;
-  std::string err;
-  if (!(f32 || bf16 || f16)) {
-    err = "unsupported dtype " + a->dtype;
-  } else if (!f32 && !(__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2"))) {
-    err = "16-bit weights need a CPU with AVX2 and F16C";
-  } else {
-    y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 1, sizeof(float) * n, status);
-  }
-  if (y != nullptr && TF_GetCode(status) == TF_OK) {
-    float* out = static_cast<float*>(TF_TensorData(y));
-    const int fd = open(a->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      err = std::strerror(errno);
-    } else {
-      if (f32) {
-        ReadFully(fd, reinterpret_cast<char*>(out), 4 * n, a->offset, &err);
-      } else {
-        // The 2-byte values go to the upper half of the output, then widen front to back in pieces: an element's
-        // 4 output bytes never cover a 2-byte value not yet read (index i writes bytes 4i.., reads 2n+2i..).
-        uint16_t* half = reinterpret_cast<uint16_t*>(out) + n;
-        if (ReadFully(fd, reinterpret_cast<char*>(half), 2 * n, a->offset, &err)) {
-          // 8 at a time: a block of 8 outputs (32 bytes) only reaches values already loaded into registers.
-          if (bf16) WidenBf16(half, out, n);
-          else WidenF16(half, out, n);
+  if (err.empty()) {
+    const bool packed = a->out == TF_INT32;
+    const int64_t n = a->count;
+    int64_t dims[1] = {packed ? n / 2 : n};
+    const int64_t out_bytes = packed ? 2 * n : 4 * n;
+    y = TF_AllocateOutput(ctx, 0, a->out, dims, 1, static_cast<size_t>(out_bytes), status);
+    if (TF_GetCode(status) == TF_OK) {
+      char* out = static_cast<char*>(TF_TensorData(y));
+      AdviseHugePages(out, out_bytes);
+      const int fd = static_cast<int>(a->fd);
+      const bool widen = !packed && elem_bytes == 2;
+      const WType wt = a->dtype == "F16" ? WType::F16 : WType::BF16;
+      // Pieces of 8 Mi elements, 1 Mi when widened (a widened one goes through a scratch buffer of its own, freed with it).
+      const int64_t piece = widen ? 1 << 20 : 1 << 23, pieces = (n + piece - 1) / piece;
+      std::mutex mu;
+      ParallelFor(pieces, pieces > 1, [&](int64_t i) {
+        const int64_t first = i * piece, len = first + piece < n ? piece : n - first;
+        std::string e;
+        Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
+        if (!widen) {
+          ReadFully(fd, out + first * elem_bytes, len * elem_bytes, a->offset + first * elem_bytes, &e);
+        } else {
+          std::vector<uint16_t> scratch(static_cast<size_t>(len));
+          if (ReadFully(fd, reinterpret_cast<char*>(scratch.data()), 2 * len, a->offset + 2 * first, &e)) {
+            float* dst = reinterpret_cast<float*>(out) + first;
+            if (wt == WType::BF16) WidenRange<WType::BF16>(scratch.data(), dst, len);
+            else WidenRange<WType::F16>(scratch.data(), dst, len);
+          }
         }
-      }
-      close(fd);
+        if (!e.empty()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (err.empty()) err = e;
+        }
+      });
     }
   }
-  if (!err.empty()) {
-    const std::string msg = "MiniCPMReadTensor: " + a->path + " at byte " + std::to_string(a->offset) + ": " + err;
-    TF_SetStatus(status, TF_INVALID_ARGUMENT, msg.c_str());
-  }
+  if (!err.empty()) TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMReadTensor: " + err).c_str());
   if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
   if (y) TF_DeleteTensor(y);
   TF_DeleteStatus(status);
 }
 
-void Compute(void*, TF_OpKernelContext* ctx) {
-  RunKernel(
-      ctx, 2,
-      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
-        TF_Tensor *x = in[0], *w = in[1];
-        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) || TF_Dim(x, 0) > kMaxRows) {
-          return "MiniCPMLinearRows: expects x [R<=8, K] and w [N, K]";
-        }
-        *dims = {TF_Dim(x, 0), TF_Dim(w, 0)};
-        return nullptr;
-      },
-      [](TF_Tensor** in, float* yp) {
-        const int R = static_cast<int>(TF_Dim(in[0], 0));
-        const int64_t K = TF_Dim(in[0], 1), N = TF_Dim(in[1], 0);
-        const float *xp = Data(in[0]), *wp = Data(in[1]);
-        if (R == 1 && g_avx2) {
-          const int64_t blocks = N / 4;
-#pragma omp parallel for schedule(static)
-          for (int64_t b = 0; b < blocks; b++) dot4_avx2(wp + 4 * b * K, xp, K, yp + 4 * b);
-          for (int64_t n = 4 * blocks; n < N; n++) dot_rows_avx2(wp + n * K, xp, K, 1, yp + n);
-        } else {
-#pragma omp parallel for schedule(static)
-          for (int64_t n = 0; n < N; n++) {
-            float out[kMaxRows];
-            if (g_avx2) dot_rows_avx2(wp + n * K, xp, K, R, out);
-            else dot_rows_scalar(wp + n * K, xp, K, R, out);
-            for (int r = 0; r < R; r++) yp[r * N + n] = out[r];
-          }
-        }
-      });
-}
+// ====================================================================================================
+// MiniCPMNorm(x: float [R, D], w: float [D], b: float [D]; kind: 'layer'|'rms', eps: float) -> y [R, D]
+//   LayerNorm (x - mean) / sqrt(var + eps) * w + b (biased variance; b used), or MiniCPM's
+//   RMSNorm x * rsqrt(mean(x^2) + eps) * w (b ignored): one pass per row instead of 6-9 TF kernels.
+// Sums are taken in double, so the result is at least as close to the exact value as TF's fp32 reductions.
+// ====================================================================================================
 
 struct NormAttrs {
   bool rms = false;
@@ -297,16 +786,14 @@ struct NormAttrs {
 void* CreateNorm(TF_OpKernelConstruction* ctx) {
   auto* a = new NormAttrs();
   TF_Status* status = TF_NewStatus();
-  int32_t list_size = 0, total_size = 0;
   std::string kind;
-  TF_OpKernelConstruction_GetAttrSize(ctx, "kind", &list_size, &total_size, status);
-  if (TF_GetCode(status) == TF_OK) {
-    kind.resize(total_size);
-    TF_OpKernelConstruction_GetAttrString(ctx, "kind", &kind[0], total_size, status);
-  }
+  GetStringAttr(ctx, "kind", &kind, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "eps", &a->eps, status);
   if (TF_GetCode(status) == TF_OK && kind != "layer" && kind != "rms") {
     TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMNorm: kind must be 'layer' or 'rms'");
+  }
+  if (TF_GetCode(status) == TF_OK && !(a->eps >= 0 && std::isfinite(a->eps))) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMNorm: eps must be a finite number >= 0");
   }
   a->rms = kind == "rms";
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
@@ -322,7 +809,7 @@ void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
       ctx, 3,
       [a](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
         TF_Tensor *x = in[0], *w = in[1], *b = in[2];
-        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 1 || TF_Dim(w, 0) != TF_Dim(x, 1) ||
+        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 1 || TF_NumDims(b) != 1 || TF_Dim(w, 0) != TF_Dim(x, 1) ||
             (!a->rms && TF_Dim(b, 0) != TF_Dim(x, 1))) {
           return "MiniCPMNorm: expects x [R, D], w [D], b [D]";
         }
@@ -334,8 +821,8 @@ void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
         const float *xp = Data(in[0]), *wp = Data(in[1]), *bp = Data(in[2]);
         const bool rms = a->rms;
         const double eps = a->eps;
-#pragma omp parallel for schedule(static) if (R > 1)
-        for (int64_t r = 0; r < R; r++) {
+        // A parallel region costs a wake-up: only worth it for more than a few rows (decode normalizes 1-8).
+        ParallelFor(R, R * D > 65536, [&](int64_t r) {
           const float* row = xp + r * D;
           float* out = yp + r * D;
           if (rms) {
@@ -354,9 +841,15 @@ void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
             const float m = static_cast<float>(mean);
             for (int64_t i = 0; i < D; i++) out[i] = (row[i] - m) * inv * wp[i] + bp[i];
           }
-        }
+        });
       });
 }
+
+// ====================================================================================================
+// MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension
+// Max-shifted; exp and the sum in fp32 as torch does, with an 8-wide polynomial exp (~1e-7 relative);
+// rows split over both cores.
+// ====================================================================================================
 
 // exp for 8 floats: 2^n * p(r), r = x - n ln2 (Cody-Waite split), p the Cephes degree-6
 // polynomial; relative error ~1e-7 over the softmax range (x <= 0 after the max shift).
@@ -400,6 +893,40 @@ __attribute__((target("avx2,fma"))) void SoftmaxRowAvx2(const float* x, float* y
   for (i = 0; i + 8 <= D; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
   for (; i < D; i++) y[i] *= 1.0f / sum;
 }
+
+void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
+  float m = x[0];
+  for (int64_t i = 1; i < D; i++) m = x[i] > m ? x[i] : m;
+  float sum = 0;
+  for (int64_t i = 0; i < D; i++) sum += (y[i] = std::exp(x[i] - m));
+  for (int64_t i = 0; i < D; i++) y[i] *= 1.0f / sum;
+}
+
+void ComputeSoftmax(void*, TF_OpKernelContext* ctx) {
+  RunKernel(
+      ctx, 1,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        if (TF_NumDims(in[0]) < 1 || TF_Dim(in[0], TF_NumDims(in[0]) - 1) < 1) {
+          return "MiniCPMSoftmax: expects a non-empty last dimension";
+        }
+        *dims = DimsOf(in[0]);
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* yp) {
+        const int64_t D = TF_Dim(in[0], TF_NumDims(in[0]) - 1), R = TF_TensorElementCount(in[0]) / D;
+        const float* xp = Data(in[0]);
+        ParallelFor(R, R * D > 65536, [&](int64_t r) {
+          if (g_avx2) SoftmaxRowAvx2(xp + r * D, yp + r * D, D);
+          else SoftmaxRowScalar(xp + r * D, yp + r * D, D);
+        });
+      });
+}
+
+// ====================================================================================================
+// MiniCPMBiasGelu(x: float [R, D], b: float [D]) -> y = gelu(x + b), exact-erf GELU
+//   0.5·v·(1 + erf(v/√2)) with erf from Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the approximation
+//   TF.js's cpu backend uses): one pass instead of six TF kernels. Uses Exp8 (softmax section).
+// ====================================================================================================
 
 // erf(z) by A&S 7.1.26 for 8 floats: 1 - poly(t)·exp(-z²), t = 1/(1 + p|z|), odd in z.
 __attribute__((target("avx2,fma"))) inline __m256 Erf8(__m256 z) {
@@ -458,92 +985,304 @@ void ComputeBiasGelu(void*, TF_OpKernelContext* ctx) {
       [](TF_Tensor** in, float* yp) {
         const int64_t R = TF_Dim(in[0], 0), D = TF_Dim(in[0], 1);
         const float *xp = Data(in[0]), *bp = Data(in[1]);
-#pragma omp parallel for schedule(static) if (R * D > 65536)
-        for (int64_t r = 0; r < R; r++) {
+        ParallelFor(R, R * D > 65536, [&](int64_t r) {
           if (g_avx2) BiasGeluRowAvx2(xp + r * D, bp, yp + r * D, D);
           else BiasGeluRowScalar(xp + r * D, bp, yp + r * D, D);
-        }
+        });
       });
 }
+
+// ====================================================================================================
+// MiniCPMRotary(x: float [..., W], cos: float [T, d], sin: float [T, d]) -> y: float [..., W]
+//   y = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(-x[d/2:], x[:d/2]), for each d-wide head of each
+//   row; row r (x's leading dimensions flattened) is at position r % T. So x is either [B, H, T, d] (W = d)
+//   or the decoder's 2-D [B*T, H*d] (W = H*d). One pass instead of six TF kernels, rounded as TF's mul,
+//   mul, add (bit-identical to the TF.js ops).
+// ====================================================================================================
 
 void ComputeRotary(void*, TF_OpKernelContext* ctx) {
   RunKernel(
       ctx, 3,
       [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
         TF_Tensor *x = in[0], *c = in[1], *s = in[2];
-        if (TF_NumDims(x) != 4 || TF_NumDims(c) != 2 || TF_NumDims(s) != 2 || TF_Dim(c, 0) != TF_Dim(x, 2) ||
-            TF_Dim(c, 1) != TF_Dim(x, 3) || TF_Dim(s, 0) != TF_Dim(x, 2) || TF_Dim(s, 1) != TF_Dim(x, 3) ||
-            TF_Dim(x, 3) % 2) {
-          return "MiniCPMRotary: expects x [B, H, T, d] (d even), cos and sin [T, d]";
+        if (TF_NumDims(x) < 2 || TF_NumDims(c) != 2 || TF_NumDims(s) != 2 || TF_Dim(c, 0) != TF_Dim(s, 0) ||
+            TF_Dim(c, 1) != TF_Dim(s, 1) || TF_Dim(c, 0) < 1 || TF_Dim(c, 1) < 2 || TF_Dim(c, 1) % 2 ||
+            TF_Dim(x, TF_NumDims(x) - 1) % TF_Dim(c, 1) ||
+            (TF_TensorElementCount(x) / (TF_Dim(x, TF_NumDims(x) - 1) > 0 ? TF_Dim(x, TF_NumDims(x) - 1) : 1)) % TF_Dim(c, 0)) {
+          return "MiniCPMRotary: expects x [..., W] with rows a multiple of T and W of d (d even), cos and sin [T, d]";
         }
         *dims = DimsOf(x);
         return nullptr;
       },
       [](TF_Tensor** in, float* yp) {
-        const int64_t T = TF_Dim(in[0], 2), d = TF_Dim(in[0], 3), half = d / 2;
-        const int64_t rows = TF_Dim(in[0], 0) * TF_Dim(in[0], 1) * T;
+        const int64_t T = TF_Dim(in[1], 0), d = TF_Dim(in[1], 1), half = d / 2;
+        const int64_t W = TF_Dim(in[0], TF_NumDims(in[0]) - 1), rows = W > 0 ? TF_TensorElementCount(in[0]) / W : 0;
         const float *xp = Data(in[0]), *cp = Data(in[1]), *sp = Data(in[2]);
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-        for (int64_t r = 0; r < rows; r++) {
-          const float* xr = xp + r * d;
+        ParallelFor(rows, rows * W > 65536, [&](int64_t r) {
           const float* cr = cp + (r % T) * d;
           const float* sr = sp + (r % T) * d;
-          float* yr = yp + r * d;
-          for (int64_t k = 0; k < half; k++) {
-            const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
-            yr[k] = a + b;
-            const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
-            yr[k + half] = e + f;
+          for (int64_t h = 0; h < W; h += d) {
+            const float* xr = xp + r * W + h;
+            float* yr = yp + r * W + h;
+            for (int64_t k = 0; k < half; k++) {
+              const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
+              yr[k] = a + b;
+              const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
+              yr[k + half] = e + f;
+            }
+          }
+        });
+      });
+}
+
+// ====================================================================================================
+// MiniCPMCachedAttention(q: float [B*T, H*d], k: float [B*T, Hkv*d], v: float [B*T, Hkv*d],
+//   kc: float [S, Hkv, C, d], vc: float [S, Hkv, C, d], idx: int32 [B, P]; heads: int, scale: float)
+//   -> y: float [B*T, H*d]
+// The decoder's attention over its KV cache, for B sequences (beams) of T new positions each (q and k
+// already rotated). P = past + T is the filled length; idx[b][p] is the slot of the cache holding
+// sequence b's key and value at position p. First the new keys/values are written in place into the cache
+// tensors (kc[idx[b][p], h, p] for p >= past: the op writes into its inputs' buffers, which the caller
+// owns and never shares), then for each sequence b, head h and new position t (absolute past + t):
+//   s_j = (q · K[idx[b][j], h', j]) * scale,  j = 0..past+t     (h' = h / (H / Hkv), causal)
+//   y   = sum_j softmax(s)_j V[idx[b][j], h', j]
+// as the eager path computes it: scores scaled after the product, softmax in fp32 (max-shifted, the
+// softmax op's exp), then the weighted sum. Beams that share a prefix point at the same slots, so a beam
+// reorder is a permutation of idx's rows and nothing is copied. Masked keys are skipped (their weight is
+// exactly 0 in the reference's exp(-3.4e38 - max)).
+// ====================================================================================================
+
+struct AttentionAttrs {
+  int64_t heads = 0;
+  float scale = 0;
+};
+
+void* CreateCachedAttention(TF_OpKernelConstruction* ctx) {
+  auto* a = new AttentionAttrs();
+  TF_Status* status = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrInt64(ctx, "heads", &a->heads, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "scale", &a->scale, status);
+  if (TF_GetCode(status) == TF_OK && (a->heads < 1 || !(std::isfinite(a->scale) && a->scale > 0))) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMCachedAttention: heads must be >= 1 and scale a finite number > 0");
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return a;
+}
+
+void DeleteCachedAttention(void* p) { delete static_cast<AttentionAttrs*>(p); }
+
+// sum_c a[c] * b[c], 8 lanes then the lanes added (as Sum8), then the tail.
+MINICPM_AVX2 inline float Dot8(const float* a, const float* b, int64_t d) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
+  float s = Sum8(acc);
+  for (; c < d; c++) s += a[c] * b[c];
+  return s;
+}
+
+inline float DotScalar(const float* a, const float* b, int64_t d) {
+  float s = 0;
+  for (int64_t c = 0; c < d; c++) s += a[c] * b[c];
+  return s;
+}
+
+// out[c] += p * v[c]
+MINICPM_AVX2 inline void Axpy8(float p, const float* v, float* out, int64_t d) {
+  const __m256 pv = _mm256_set1_ps(p);
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) _mm256_storeu_ps(out + c, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + c), _mm256_loadu_ps(out + c)));
+  for (; c < d; c++) out[c] += p * v[c];
+}
+
+// softmax of s[0..L) in place (max-shifted; the softmax op's exp and order).
+void SoftmaxInPlace(float* s, int64_t L) {
+  if (g_avx2) SoftmaxRowAvx2(s, s, L);
+  else SoftmaxRowScalar(s, s, L);
+}
+
+// Up to 4 query rows of one kv head h at once (AVX-512, d a multiple of 16): row r is query q[r], reads keys
+// and values 0..L[r]-1 of its sequence through slots[r], and writes out[r]. Keys are walked outer and rows
+// inner, so a key or value that several rows share (beams with a common prefix, or consecutive prefill
+// positions) is read from memory once, and the rows' value sums stay in registers. s: scratch [4, P].
+template <int R>
+MINICPM_AVX512 void AttendRowsAvx512(const float* const* q, const int32_t* const* slots, const int64_t* L, const float* kc,
+                                     const float* vc, int64_t Hkv, int64_t C, int64_t d, int64_t h, float scale,
+                                     float* const* out, float* s, int64_t P) {
+  int64_t Lmax = 0;
+  for (int r = 0; r < R; r++) Lmax = L[r] > Lmax ? L[r] : Lmax;
+  const int64_t head = h * C * d, slot_stride = Hkv * C * d;
+  for (int64_t j = 0; j < Lmax; j++) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      if (j >= L[r]) continue;
+      const float* k = kc + slots[r][j] * slot_stride + head + j * d;
+      __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q[r]), _mm512_loadu_ps(k));
+      for (int64_t c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[r] + c), _mm512_loadu_ps(k + c), acc);
+      s[r * P + j] = _mm512_reduce_add_ps(acc) * scale;
+    }
+  }
+  for (int r = 0; r < R; r++) SoftmaxRowAvx2(s + r * P, s + r * P, L[r]);
+  int64_t c0 = 0;
+  for (; c0 + 64 <= d; c0 += 64) {
+    __m512 acc[R][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) acc[r][i] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < Lmax; j++) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        if (j >= L[r]) continue;
+        const float* v = vc + slots[r][j] * slot_stride + head + j * d + c0;
+        const __m512 pv = _mm512_set1_ps(s[r * P + j]);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) acc[r][i] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(v + 16 * i), acc[r][i]);
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      for (int i = 0; i < 4; i++) _mm512_storeu_ps(out[r] + c0 + 16 * i, acc[r][i]);
+    }
+  }
+  for (; c0 < d; c0 += 16) {  // the columns past the last multiple of 64
+    for (int r = 0; r < R; r++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t j = 0; j < L[r]; j++) {
+        const float* v = vc + slots[r][j] * slot_stride + head + j * d + c0;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(s[r * P + j]), _mm512_loadu_ps(v), acc);
+      }
+      _mm512_storeu_ps(out[r] + c0, acc);
+    }
+  }
+}
+
+void ComputeCachedAttention(void* p, TF_OpKernelContext* ctx) {
+  const AttentionAttrs* a = static_cast<AttentionAttrs*>(p);
+  RunKernel(
+      ctx, 6,
+      [a](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        TF_Tensor *q = in[0], *k = in[1], *v = in[2], *kc = in[3], *vc = in[4], *idx = in[5];
+        if (TF_NumDims(q) != 2 || TF_NumDims(k) != 2 || TF_NumDims(v) != 2 || TF_NumDims(kc) != 4 || TF_NumDims(vc) != 4 ||
+            TF_NumDims(idx) != 2 || TF_TensorType(idx) != TF_INT32) {
+          return "MiniCPMCachedAttention: expects q [B*T, H*d], k and v [B*T, Hkv*d], caches [S, Hkv, C, d], int32 idx [B, P]";
+        }
+        for (int i = 0; i < 4; i++) {
+          if (TF_Dim(kc, i) != TF_Dim(vc, i)) return "MiniCPMCachedAttention: the key and value caches differ in shape";
+        }
+        const int64_t B = TF_Dim(idx, 0), P = TF_Dim(idx, 1), rows = TF_Dim(q, 0);
+        const int64_t S = TF_Dim(kc, 0), Hkv = TF_Dim(kc, 1), C = TF_Dim(kc, 2), d = TF_Dim(kc, 3), H = a->heads;
+        if (B < 1 || d < 1 || Hkv < 1 || rows % B != 0 || rows / B < 1 || rows / B > P) {
+          return "MiniCPMCachedAttention: q's rows must be B*T with 1 <= T <= P (idx [B, P])";
+        }
+        if (H % Hkv != 0 || TF_Dim(q, 1) != H * d || TF_Dim(k, 1) != Hkv * d || TF_Dim(v, 1) != Hkv * d ||
+            TF_Dim(k, 0) != rows || TF_Dim(v, 0) != rows) {
+          return "MiniCPMCachedAttention: q must be [B*T, heads*d] and k, v [B*T, Hkv*d], heads a multiple of Hkv";
+        }
+        if (P > C) return "MiniCPMCachedAttention: idx covers more positions than the cache holds";
+        const int32_t* ix = static_cast<const int32_t*>(TF_TensorData(idx));
+        for (int64_t i = 0; i < B * P; i++) {
+          if (ix[i] < 0 || ix[i] >= S) return "MiniCPMCachedAttention: idx holds a slot outside the cache";
+        }
+        const int64_t T = rows / B;
+        for (int64_t t = P - T; t < P; t++) {
+          for (int64_t b = 0; b < B; b++) {
+            for (int64_t c = 0; c < b; c++) {
+              if (ix[b * P + t] == ix[c * P + t]) return "MiniCPMCachedAttention: two sequences write the same cache slot";
+            }
           }
         }
-      });
-}
-
-void SoftmaxRowScalar(const float* x, float* y, int64_t D) {
-  float m = x[0];
-  for (int64_t i = 1; i < D; i++) m = x[i] > m ? x[i] : m;
-  float sum = 0;
-  for (int64_t i = 0; i < D; i++) sum += (y[i] = std::exp(x[i] - m));
-  for (int64_t i = 0; i < D; i++) y[i] *= 1.0f / sum;
-}
-
-void ComputeSoftmax(void*, TF_OpKernelContext* ctx) {
-  RunKernel(
-      ctx, 1,
-      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
-        if (TF_NumDims(in[0]) < 1 || TF_Dim(in[0], TF_NumDims(in[0]) - 1) < 1) {
-          return "MiniCPMSoftmax: expects a non-empty last dimension";
-        }
-        *dims = DimsOf(in[0]);
+        *dims = {rows, H * d};
         return nullptr;
       },
-      [](TF_Tensor** in, float* yp) {
-        const int64_t D = TF_Dim(in[0], TF_NumDims(in[0]) - 1), R = TF_TensorElementCount(in[0]) / D;
-        const float* xp = Data(in[0]);
-#pragma omp parallel for schedule(static) if (R * D > 65536)
-        for (int64_t r = 0; r < R; r++) {
-          if (g_avx2) SoftmaxRowAvx2(xp + r * D, yp + r * D, D);
-          else SoftmaxRowScalar(xp + r * D, yp + r * D, D);
+      [a](TF_Tensor** in, float* y) {
+        const float *q = Data(in[0]), *k = Data(in[1]), *v = Data(in[2]);
+        float* kc = static_cast<float*>(TF_TensorData(in[3]));
+        float* vc = static_cast<float*>(TF_TensorData(in[4]));
+        const int32_t* ix = static_cast<const int32_t*>(TF_TensorData(in[5]));
+        const int64_t B = TF_Dim(in[5], 0), P = TF_Dim(in[5], 1), T = TF_Dim(in[0], 0) / B, past = P - T;
+        const int64_t Hkv = TF_Dim(in[3], 1), C = TF_Dim(in[3], 2), d = TF_Dim(in[3], 3), H = a->heads, rep = H / Hkv;
+        const float scale = a->scale;
+        auto cell = [&](int64_t slot, int64_t h, int64_t pos) { return (slot * Hkv + h) * C * d + pos * d; };
+        for (int64_t b = 0; b < B; b++) {
+          for (int64_t t = 0; t < T; t++) {
+            const int64_t slot = ix[b * P + past + t], row = b * T + t;
+            for (int64_t h = 0; h < Hkv; h++) {
+              std::memcpy(kc + cell(slot, h, past + t), k + row * Hkv * d + h * d, sizeof(float) * d);
+              std::memcpy(vc + cell(slot, h, past + t), v + row * Hkv * d + h * d, sizeof(float) * d);
+            }
+          }
         }
+        // The query rows of kv head h, in groups of up to 4: for a decode step the beams (and the query heads
+        // sharing h), for a prefill consecutive positions. One task per (h, group).
+        const int64_t rows_per_head = rep * B * T, groups = (rows_per_head + 3) / 4;
+        const bool wide = g_isa == Isa::Avx512 && d % 16 == 0;
+        ParallelFor(Hkv * groups, B * T * P * d * H > (1 << 14), [&](int64_t task) {
+          const int64_t h = task / groups, g0 = (task % groups) * 4;
+          const int R = static_cast<int>(rows_per_head - g0 < 4 ? rows_per_head - g0 : 4);
+          const float* qr[4];
+          float* outr[4];
+          const int32_t* slots[4];
+          int64_t L[4];
+          for (int r = 0; r < R; r++) {
+            const int64_t i = g0 + r, hq = h * rep + i / (B * T), b = (i % (B * T)) / T, t = i % T;
+            qr[r] = q + (b * T + t) * H * d + hq * d;
+            outr[r] = y + (b * T + t) * H * d + hq * d;
+            slots[r] = ix + b * P;
+            L[r] = past + t + 1;
+          }
+          std::vector<float> s(static_cast<size_t>(4 * P));
+          if (wide) {
+            switch (R) {
+              case 1: AttendRowsAvx512<1>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+              case 2: AttendRowsAvx512<2>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+              case 3: AttendRowsAvx512<3>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+              default: AttendRowsAvx512<4>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+            }
+            return;
+          }
+          for (int r = 0; r < R; r++) {
+            for (int64_t j = 0; j < L[r]; j++) {
+              const float* kr = kc + cell(slots[r][j], h, j);
+              s[j] = (g_avx2 ? Dot8(qr[r], kr, d) : DotScalar(qr[r], kr, d)) * scale;
+            }
+            SoftmaxInPlace(s.data(), L[r]);
+            std::memset(outr[r], 0, sizeof(float) * d);
+            for (int64_t j = 0; j < L[r]; j++) {
+              const float* vr = vc + cell(slots[r][j], h, j);
+              if (g_avx2) {
+                Axpy8(s[j], vr, outr[r], d);
+              } else {
+                for (int64_t c = 0; c < d; c++) outr[r][c] += s[j] * vr[c];
+              }
+            }
+          }
+        });
       });
 }
+
+// ====================================================================================================
+// Registration: op definitions, kernels, and the addon entry point
+// ====================================================================================================
 
 struct OpSpec {
   const char* name;
   std::initializer_list<const char*> inputs;  // "x: float"
   std::initializer_list<const char*> attrs;   // "eps: float"
+  const char* output;                         // "y: float"
   bool stateful;
   void* (*create)(TF_OpKernelConstruction*);
   void (*compute)(void*, TF_OpKernelContext*);
   void (*destroy)(void*);
 };
 
-// Registers the op definition (one float output "y") and its CPU kernel.
+// Registers the op definition and its CPU kernel.
 void RegisterOp(const OpSpec& op, TF_Status* status) {
   TF_OpDefinitionBuilder* b = TF_NewOpDefinitionBuilder(op.name);
   for (const char* in : op.inputs) TF_OpDefinitionBuilderAddInput(b, in);
   for (const char* attr : op.attrs) TF_OpDefinitionBuilderAddAttr(b, attr);
-  TF_OpDefinitionBuilderAddOutput(b, "y: float");
+  TF_OpDefinitionBuilderAddOutput(b, op.output);
   if (op.stateful) TF_OpDefinitionBuilderSetIsStateful(b, true);
   TF_RegisterOpDefinition(b, status);
   if (TF_GetCode(status) != TF_OK) return;
@@ -552,15 +1291,21 @@ void RegisterOp(const OpSpec& op, TF_Status* status) {
 }
 
 bool Register(const char** error) {
+  const char* f = "y: float";
   const OpSpec ops[] = {
-      {"MiniCPMLinearRows", {"x: float", "w: float"}, {}, false, &Create, &Compute, &Delete},
-      {"MiniCPMReadTensor", {}, {"path: string", "offset: int", "count: int", "dtype: string"}, true, &CreateRead,
-       &ComputeRead, &DeleteRead},
-      {"MiniCPMNorm", {"x: float", "w: float", "b: float"}, {"kind: string", "eps: float"}, false, &CreateNorm,
+      {"MiniCPMLinear", {"x: float", "w: T"}, {"T: {float, int32}", "wtype: string"}, f, false, &CreateLinear,
+       &ComputeLinear, &DeleteLinear},
+      {"MiniCPMWiden", {"x: int32"}, {"wtype: string"}, f, false, &CreateWiden, &ComputeWiden, &DeleteLinear},
+      {"MiniCPMReadTensor", {}, {"fd: int", "file_id: string", "size: int", "offset: int", "count: int", "dtype: string",
+       "T: {float, int32}"}, "y: T", true, &CreateReadTensor, &ComputeReadTensor, &DeleteReadTensor},
+      {"MiniCPMNorm", {"x: float", "w: float", "b: float"}, {"kind: string", "eps: float"}, f, false, &CreateNorm,
        &ComputeNorm, &DeleteNorm},
-      {"MiniCPMSoftmax", {"x: float"}, {}, false, &Create, &ComputeSoftmax, &Delete},
-      {"MiniCPMBiasGelu", {"x: float", "b: float"}, {}, false, &Create, &ComputeBiasGelu, &Delete},
-      {"MiniCPMRotary", {"x: float", "cos: float", "sin: float"}, {}, false, &Create, &ComputeRotary, &Delete},
+      {"MiniCPMSoftmax", {"x: float"}, {}, f, false, &CreateNoAttrs, &ComputeSoftmax, &DeleteNoAttrs},
+      {"MiniCPMBiasGelu", {"x: float", "b: float"}, {}, f, false, &CreateNoAttrs, &ComputeBiasGelu, &DeleteNoAttrs},
+      {"MiniCPMRotary", {"x: float", "cos: float", "sin: float"}, {}, f, false, &CreateNoAttrs, &ComputeRotary, &DeleteNoAttrs},
+      // Stateful: it writes into its cache inputs, so TensorFlow must run it every time it is asked to.
+      {"MiniCPMCachedAttention", {"q: float", "k: float", "v: float", "kcache: float", "vcache: float", "idx: int32"},
+       {"heads: int", "scale: float"}, f, true, &CreateCachedAttention, &ComputeCachedAttention, &DeleteCachedAttention},
   };
   TF_Status* status = TF_NewStatus();
   for (const OpSpec& op : ops) {
@@ -579,7 +1324,17 @@ bool Register(const char** error) {
 
 napi_value Init(napi_env env, napi_value exports) {
   __builtin_cpu_init();
-  g_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  g_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool avx512 = g_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+  g_isa = !g_avx2 ? Isa::Scalar : avx512 ? Isa::Avx512 : Isa::Avx2;
+  // MINICPMV_ISA=avx2 or scalar: a narrower path than the CPU allows, for tests and comparisons.
+  const char* want = std::getenv("MINICPMV_ISA");
+  if (want && std::strcmp(want, "avx2") == 0 && g_isa == Isa::Avx512) g_isa = Isa::Avx2;
+  if (want && std::strcmp(want, "scalar") == 0) {
+    g_isa = Isa::Scalar;
+    g_avx2 = false;
+  }
   static bool registered = false;
   static const char* error = nullptr;
   if (!registered && error == nullptr) registered = Register(&error);
@@ -588,9 +1343,9 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "registered", v);
   napi_create_string_utf8(env, registered ? "" : error, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, exports, "error", v);
-  napi_create_string_utf8(env, g_avx2 ? "avx2+fma" : "scalar", NAPI_AUTO_LENGTH, &v);
+  napi_create_string_utf8(env, g_isa == Isa::Avx512 ? "avx512" : g_isa == Isa::Avx2 ? "avx2+fma" : "scalar", NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, exports, "isa", v);
-  napi_create_int32(env, omp_get_max_threads(), &v);
+  napi_create_int32(env, Pool::Get().threads(), &v);
   napi_set_named_property(env, exports, "threads", v);
   return exports;
 }

@@ -1,4 +1,4 @@
-// `npm install` step: builds native/ (the project's TensorFlow kernel,
+// `npm install` step: builds native/ (the project's TensorFlow ops,
 // native/minicpmv_ops.cc) against the libtensorflow of @tensorflow/tfjs-node.
 // Skipped, with a message, where tfjs-node or its libtensorflow is missing;
 // never fails the install (the model then runs on TF.js's own kernels only).
@@ -24,11 +24,11 @@ const header = path.join(tfjsNode, 'deps', 'include', 'tensorflow', 'c', 'kernel
 if (process.env.MINICPMV_SKIP_NATIVE === '1') {
   log('MINICPMV_SKIP_NATIVE=1: not building native/');
 } else if (!fs.existsSync(path.join(tfjsNode, 'deps', 'lib')) || !fs.existsSync(header)) {
-  log('no libtensorflow under @tensorflow/tfjs-node/deps: not building native/ (decode uses TF MatMul)');
+  log('no libtensorflow under @tensorflow/tfjs-node/deps: not building native/ (the model runs on TF.js kernels only)');
 } else {
   const gyp = process.env.npm_config_node_gyp;
   const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--yes', 'node-gyp']];
   const r = spawnSync(cmd, [...args, 'rebuild', '--directory', path.join(root, 'native')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
   if (r.status === 0) log('built native/build/Release/minicpmv_ops.node');
-  else log(`could not build native/ (decode uses TF MatMul): ${(r.stderr || '').split('\n').filter((l) => /error/i.test(l)).slice(0, 2).join(' | ')}`);
+  else log(`could not build native/ (the model runs on TF.js kernels only): ${(r.stderr || '').split('\n').filter((l) => /error/i.test(l)).slice(0, 2).join(' | ')}`);
 }

@@ -8,7 +8,7 @@ import type { UserError } from './errors.ts';
 /** Builds the error to throw from a one-line reason (the caller's UserError subclass, naming the file). */
 export type Fail = (message: string) => UserError;
 
-function kind(st: fs.Stats): string {
+function kind(st: fs.Stats | fs.BigIntStats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a named pipe';
   if (st.isCharacterDevice()) return 'a character device';
@@ -25,7 +25,9 @@ const size = (n: number) => (n >= MiB ? `${(n / MiB).toFixed(n % MiB ? 1 : 0)} M
  * which changes nothing for a regular file), and the check is made on the opened descriptor, so the file
  * read is the file checked. `label` starts every message ("--msgs file x.json", "config.json").
  */
-export function openRegularFile(path: string, label: string, fail: Fail): { fd: number; bytes: number } {
+export function openRegularFile(path: string, label: string, fail: Fail): { fd: number; bytes: number; id: string } {
+  // Node would cut the path at the NUL and open another file.
+  if (path.includes('\0')) throw fail(`${label}: a file path cannot contain a NUL byte`);
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -34,12 +36,13 @@ export function openRegularFile(path: string, label: string, fail: Fail): { fd: 
     if (!code) throw e; // not a file-system answer: a bug, reported as one
     throw fail(code === 'ENOENT' ? `${label} does not exist` : `${label} cannot be opened (${code})`);
   }
-  const st = fs.fstatSync(fd);
+  const st = fs.fstatSync(fd, { bigint: true });
   if (!st.isFile()) {
     fs.closeSync(fd);
     throw fail(`${label} is ${kind(st)}, not a regular file`);
   }
-  return { fd, bytes: st.size };
+  // `id` ("device:inode") lets a later reader of the descriptor check it still has this file.
+  return { fd, bytes: Number(st.size), id: `${st.dev}:${st.ino}` };
 }
 
 /** The whole of a regular file of at most `maxBytes` bytes. */

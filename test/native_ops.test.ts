@@ -1,10 +1,11 @@
-// The project's own TensorFlow kernel for decode products (native/minicpmv_ops.cc):
-// built at install, registered into tfjs-node's TensorFlow, equal to MatMul.
+// The project's own TensorFlow ops (native/minicpmv_ops.cc): built at install, registered into
+// tfjs-node's TensorFlow, each equal to its TF.js-op reference within the tolerance policy.
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
 import { loadNativeOps } from '../src/backend/native_ops.ts';
-import { LINEAR_ROWS, linearRowsNative } from '../src/ops/native_kernels.ts';
+import { BIAS_GELU, CACHED_ATTENTION, LINEAR, NORM, NativeOpError, ROTARY, SOFTMAX, WIDEN, cachedAttentionNative, linearNative, rotaryNative, runNative, widenNative } from '../src/ops/native_kernels.ts';
+import { PackedWeight, widenOps } from '../src/ops/packed_weight.ts';
 import { linear, linearOps } from '../src/layers/linear.ts';
 import { mulberry32 } from '../src/model/rng.ts';
 import { expectClose } from './helpers/expect_close.ts';
@@ -13,32 +14,87 @@ const native = nativeAvailable();
 const ops = native.ok ? loadNativeOps() : undefined;
 const rand = (n: number, seed: number) => { const r = mulberry32(seed); return Float32Array.from({ length: n }, () => r() * 2 - 1); };
 
-describe.runIf(native.ok)('MiniCPMLinearRows', () => {
+describe.runIf(native.ok)('MiniCPMLinear', () => {
   it.runIf(process.env.CI === 'true')('is built and registered where CI runs', () => {
     expect(ops?.ok, ops?.detail).toBe(true);
   });
 
-  it.runIf(ops?.ok === true)('is what linear() runs for up to 8 rows, and it equals MatMul (rtol 1e-5, atol 1e-4)', async () => {
+  /** bf16 bit patterns (two per int32) of the values, and those values widened back (exactly representable). */
+  const bf16Weight = (vals: Float32Array, N: number, K: number) => {
+    const u = new Uint32Array(vals.buffer.slice(0));
+    const h = new Uint16Array(N * K);
+    for (let i = 0; i < h.length; i++) h[i] = u[i] >>> 16;
+    const wide = new Float32Array(new Uint32Array(Array.from(h, (v) => v << 16)).buffer);
+    return { packed: new PackedWeight(tf.tensor2d(new Int32Array(h.buffer), [N, K / 2], 'int32'), 'bf16'), wide: tf.tensor2d(wide, [N, K]) };
+  };
+
+  it.runIf(ops?.ok === true)('equals MatMul for float32 and packed bf16 weights, any rows (rtol 1e-5, atol 1e-4); bf16 is bit for bit its widening', async () => {
     await initBackend('tensorflow');
-    expect(describeBackend(await initBackend('tensorflow'))).toMatch(/decode kernel: native/);
-    for (const [R, K, N] of [[1, 2304, 37], [1, 13, 9], [3, 2304, 257], [8, 100, 64], [2, 7, 5]]) {
-      const x = tf.tensor2d(rand(R * K, R + K), [R, K]), w = tf.tensor2d(rand(N * K, N), [N, K]);
-      const mine = linearRowsNative(x, w)!;
-      const ref = linearOps(x, w);
-      const viaLinear = linear(x, w);
-      // Only the summation order differs: K terms of size ~1 leave absolute differences of a few 1e-5.
-      expectClose(`R=${R} K=${K} N=${N}`, mine.dataSync() as Float32Array, ref.dataSync() as Float32Array, mine.shape, ref.shape,
+    expect(describeBackend(await initBackend('tensorflow'))).toMatch(/native ops: (avx512|avx2\+fma|scalar)/);
+    for (const [R, K, N] of [[1, 2304, 37], [1, 14, 9], [3, 2304, 257], [8, 100, 64], [2, 8, 5], [9, 64, 13], [80, 256, 97], [37, 1152, 70], [5, 6, 3]]) {
+      const x = tf.tensor2d(rand(R * K, R + K), [R, K]);
+      const { packed, wide } = bf16Weight(rand(N * K, N), N, K);
+      const ref = linearOps(x, wide);
+      const f32 = linearNative(x, wide)!, b16 = linearNative(x, packed)!, viaLinear = linear(x, packed);
+      // Only the summation order differs from MatMul: K terms of size ~1 leave absolute differences of a few 1e-5.
+      expectClose(`R=${R} K=${K} N=${N}`, b16.dataSync() as Float32Array, ref.dataSync() as Float32Array, b16.shape, ref.shape,
         { rtol: 1e-5, atol: 1e-4 });
-      expect(Array.from(viaLinear.dataSync())).toEqual(Array.from(mine.dataSync()));
-      tf.dispose([x, w, mine, ref, viaLinear]);
+      expect(Array.from(b16.dataSync())).toEqual(Array.from(f32.dataSync()));
+      expect(Array.from(viaLinear.dataSync())).toEqual(Array.from(b16.dataSync()));
+      tf.dispose([x, wide, ref, f32, b16, viaLinear]);
+      packed.dispose();
     }
   });
 
-  it.runIf(ops?.ok === true)('refuses inputs of the wrong shape with a clear error', async () => {
+  it.runIf(ops?.ok === true)('f16 weights widen exactly (MiniCPMWiden equals the JavaScript widening)', async () => {
     await initBackend('tensorflow');
-    const x = tf.zeros([2, 5]), w = tf.zeros([3, 4]);
-    expect(() => tf.engine().runKernel(LINEAR_ROWS, { x, w })).toThrow(/MiniCPMLinearRows: expects x \[R<=8, K\] and w \[N, K\]/);
-    tf.dispose([x, w]);
+    const halves = Uint16Array.from({ length: 64 * 6 }, (_, i) => (i * 2654435761) & 0xffff);
+    for (let i = 0; i < halves.length; i++) if ((halves[i] & 0x7c00) === 0x7c00) halves[i] &= 0xbfff; // no Inf/NaN
+    const packed = tf.tensor2d(new Int32Array(halves.buffer), [6, 32], 'int32');
+    for (const dtype of ['f16', 'bf16'] as const) {
+      const mine = widenNative(packed, dtype)!, ref = widenOps(packed, dtype);
+      expect(mine.shape).toEqual([6, 64]);
+      expect(Array.from(mine.dataSync())).toEqual(Array.from(ref.dataSync()));
+      tf.dispose([mine, ref]);
+    }
+    packed.dispose();
+  });
+
+  it.runIf(ops?.ok === true)('refuses inputs of the wrong shape or type with one line', async () => {
+    await initBackend('tensorflow');
+    const x = tf.zeros([2, 5]), w = tf.zeros([3, 4]), wi = tf.zeros([3, 2], 'int32');
+    expect(() => runNative(LINEAR, { x, w }, { T: 'float32', wtype: 'f32' })).toThrow(/^MiniCPMLinear: expects x \[M, K\] and w \[N, K\]$/);
+    expect(() => runNative(LINEAR, { x, w: wi }, { T: 'int32', wtype: 'bf16' })).toThrow(/^MiniCPMLinear: expects x \[M, K\] and packed w \[N, K\/2\]$/);
+    expect(() => runNative(LINEAR, { x, w: wi }, { T: 'int32', wtype: 'f32' })).toThrow(/^MiniCPMLinear: w must be float32 for wtype f32/);
+    expect(() => runNative(LINEAR, { x, w }, { T: 'float32', wtype: 'int8' })).toThrow(/^MiniCPMLinear: wtype must be f32, bf16 or f16, got "int8"$/);
+    expect(() => runNative(WIDEN, { x: w }, { wtype: 'bf16' })).toThrow(/^MiniCPMWiden: .*int32/);
+    tf.dispose([x, w, wi]);
+  });
+});
+
+describe.runIf(native.ok)('every native op refuses bad input with one line (NativeOpError)', () => {
+  it.runIf(ops?.ok === true)('wrong ranks, sizes, dtypes and attributes', async () => {
+    await initBackend('tensorflow');
+    const x = tf.zeros([2, 4]), w = tf.zeros([4]), s = tf.scalar(1), xi = tf.zeros([2, 4], 'int32');
+    const x4 = tf.zeros([1, 2, 3, 4]), cs = tf.zeros([3, 4]);
+    const cases: [() => unknown, RegExp][] = [
+      [() => runNative(NORM, { x, w, b: s }, { kind: 'layer', eps: 1e-6 }), /^MiniCPMNorm: expects x \[R, D\], w \[D\], b \[D\]$/],
+      [() => runNative(NORM, { x, w, b: w }, { kind: 'batch', eps: 1e-6 }), /^MiniCPMNorm: kind must be 'layer' or 'rms'$/],
+      [() => runNative(NORM, { x, w, b: w }, { kind: 'rms', eps: NaN }), /^MiniCPMNorm: eps must be a finite number >= 0$/],
+      [() => runNative(NORM, { x: xi, w, b: w }, { kind: 'rms', eps: 1e-6 }), /^MiniCPMNorm: .*float/],
+      [() => runNative(SOFTMAX, { x: s }), /^MiniCPMSoftmax: expects a non-empty last dimension$/],
+      [() => runNative(BIAS_GELU, { x, b: s }), /^MiniCPMBiasGelu: expects x \[R, D\] and b \[D\]$/],
+      [() => runNative(ROTARY, { x: x4, cos: cs, sin: x }), /^MiniCPMRotary: expects/],
+      [() => runNative(LINEAR, { x: xi, w: x }, { T: 'float32', wtype: 'f32' }), /^MiniCPMLinear: .*float/],
+    ];
+    for (const [fn, re] of cases) {
+      let err: unknown;
+      try { fn(); } catch (e) { err = e; }
+      expect(err, String(re)).toBeInstanceOf(NativeOpError);
+      expect((err as Error).message).not.toContain('\n');
+      expect((err as Error).message).toMatch(re);
+    }
+    tf.dispose([x, w, s, xi, x4, cs]);
   });
 });
 
@@ -58,19 +114,30 @@ describe.runIf(native.ok)('MiniCPMReadTensor', () => {
       { name: 'b', dtype: 'BF16', shape: [1000, 37], data: data.subarray(5, 37005) },
       { name: 'c', dtype: 'F16', shape: [7, 3], data: data.subarray(0, 21) },
       { name: 'd', dtype: 'BF16', shape: [3], data: data.subarray(0, 3) },
+      { name: 'e', dtype: 'BF16', shape: [10, 6], data: data.subarray(7, 67) },
+      { name: 'g', dtype: 'F16', shape: [4, 8], data: data.subarray(9, 41) },
     ]);
     const f = SafetensorsFile.open(file);
     for (const k of ['a', 'b', 'c', 'd']) {
-      const at = f.location(k);
-      const t = readTensorNative(at.file, at.offset, at.count, at.dtype, f.info(k).shape)!;
+      const t = readTensorNative(f.location(k), f.info(k).shape)!;
       expect(t, k).toBeDefined();
       expect(t.shape).toEqual(f.info(k).shape);
       expect(Array.from(t.dataSync()), k).toEqual(Array.from(f.readFloat32(k)));
       t.dispose();
     }
-    const at = f.location('b');
-    expect(() => readTensorNative(at.file, at.offset + 70_000, at.count, 'BF16', [1000, 37])).toThrow(/unexpected end of file/);
-    expect(() => readTensorNative(`${file}.missing`, 0, 3, 'F32', [3])).toThrow(/missing.*No such file/);
+    // Packed: the stored 16-bit values as they are in the file, two per int32 word.
+    for (const k of ['e', 'g']) {
+      const at = f.location(k), shape = f.info(k).shape;
+      const t = readTensorNative(at, shape, { packed: true })!;
+      expect(t.dtype).toBe('int32');
+      expect(t.shape).toEqual([shape[0], shape[1] / 2]);
+      const bytes = Buffer.alloc(at.count * 2);
+      fs.readSync(at.fd, bytes, 0, bytes.length, at.offset);
+      expect(Array.from(t.dataSync())).toEqual(Array.from(new Int32Array(bytes.buffer, bytes.byteOffset, at.count / 2)));
+      t.dispose();
+    }
+    expect(() => readTensorNative(f.location('a'), [37, 5], { packed: true })).toThrow(/only BF16\/F16 tensors with an even last dimension/);
+    expect(() => readTensorNative(f.location('b'), [1000, 37], { packed: true })).toThrow(/only BF16\/F16 tensors with an even last dimension/);
     f.close();
   });
 });
@@ -140,6 +207,86 @@ describe.runIf(native.ok)('MiniCPMRotary', () => {
       const mine = rotaryNative(x, cos, sin)!, ref = applyRotaryOps(x, cos, sin);
       expect(Array.from(mine.dataSync())).toEqual(Array.from(ref.dataSync()));
       tf.dispose([cos, sin, x, mine, ref]);
+    }
+  });
+});
+
+describe.runIf(native.ok)('MiniCPMCachedAttention', () => {
+  it.runIf(ops?.ok === true)('equals the TF.js ops (scatter, gather through the slot table, SDPA) and writes the same caches', async () => {
+    const { cachedAttentionOps } = await import('../src/layers/attention.ts');
+    await initBackend('tensorflow');
+    // [B, T, past, H, Hkv, d, slots, capacity]: prefill, decode, beams sharing slots, grouped kv heads.
+    for (const [B, T, past, H, Hkv, d, S, C] of [[1, 5, 0, 4, 4, 64, 1, 8], [1, 1, 7, 4, 4, 64, 1, 9], [3, 1, 6, 2, 2, 16, 3, 8],
+      [2, 3, 4, 6, 2, 8, 2, 12], [3, 1, 0, 2, 1, 13, 4, 2]]) {
+      const P = past + T;
+      // Rows of the slot table: the prefix in a few slots (beams share it), each sequence's new positions in its own slot.
+      const table = new Int32Array(B * P);
+      for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) table[b * P + p] = p >= past ? b : (p * 7 + b * (p % 2)) % S;
+      const idx = tf.tensor2d(table, [B, P], 'int32');
+      const q = tf.tensor2d(rand(B * T * H * d, 1 + B), [B * T, H * d]).mul(2) as tf.Tensor2D;
+      const k = tf.tensor2d(rand(B * T * Hkv * d, 2 + B), [B * T, Hkv * d]) as tf.Tensor2D;
+      const v = tf.tensor2d(rand(B * T * Hkv * d, 3 + B), [B * T, Hkv * d]) as tf.Tensor2D;
+      const kc = tf.tensor4d(rand(S * Hkv * C * d, 4), [S, Hkv, C, d]), vc = tf.tensor4d(rand(S * Hkv * C * d, 5), [S, Hkv, C, d]);
+      const ref = cachedAttentionOps(q, k, v, kc, vc, idx, H, 1 / Math.sqrt(d));
+      const kcN = kc.clone(), vcN = vc.clone();
+      const before = tf.memory().numTensors;
+      const mine = cachedAttentionNative(q, k, v, kcN, vcN, idx, H, 1 / Math.sqrt(d))!;
+      expect(tf.memory().numTensors).toBe(before + 1); // the output only: the caches were written in place
+      const what = `B=${B} T=${T} past=${past} H=${H} Hkv=${Hkv} d=${d}`;
+      expectClose(what, mine.dataSync() as Float32Array, ref.y.dataSync() as Float32Array, mine.shape, ref.y.shape, { rtol: 1e-5, atol: 1e-5 });
+      expect(Array.from(kcN.dataSync()), `${what} keys`).toEqual(Array.from(ref.kcache.dataSync()));
+      expect(Array.from(vcN.dataSync()), `${what} values`).toEqual(Array.from(ref.vcache.dataSync()));
+      tf.dispose([idx, q, k, v, kc, vc, ref.y, ref.kcache, ref.vcache, kcN, vcN, mine]);
+    }
+  });
+
+  it.runIf(ops?.ok === true)('refuses a table that would write one cache cell twice, slots outside the cache, wrong shapes', async () => {
+    await initBackend('tensorflow');
+    const q = tf.zeros([2, 8]), k = tf.zeros([2, 8]), kc = tf.zeros([2, 1, 4, 8]);
+    const run = (idx: tf.Tensor, extra: Partial<Record<string, tf.Tensor>> = {}) => () =>
+      runNative(CACHED_ATTENTION, { q, k, v: k, kcache: kc, vcache: kc, idx, ...extra }, { heads: 1, scale: 0.5 });
+    const same = tf.tensor2d([0, 1, 0, 1], [2, 2], 'int32'), outside = tf.tensor2d([0, 2, 0, 1], [2, 2], 'int32');
+    const long = tf.zeros([2, 5], 'int32'), fine = tf.tensor2d([0, 0, 0, 1], [2, 2], 'int32');
+    expect(run(same)).toThrow(/^MiniCPMCachedAttention: two sequences write the same cache slot$/);
+    expect(run(outside)).toThrow(/^MiniCPMCachedAttention: idx holds a slot outside the cache$/);
+    expect(run(long)).toThrow(/^MiniCPMCachedAttention: idx covers more positions than the cache holds$/);
+    expect(run(fine, { q: tf.zeros([2, 6]) })).toThrow(/^MiniCPMCachedAttention: q must be/);
+    expect(() => runNative(CACHED_ATTENTION, { q, k, v: k, kcache: kc, vcache: kc, idx: fine }, { heads: 0, scale: 0.5 }))
+      .toThrow(/^MiniCPMCachedAttention: heads must be >= 1/);
+    tf.dispose([q, k, kc, same, outside, long, fine]);
+  });
+});
+
+describe.runIf(native.ok)('MiniCPMRotary on the decoder\'s 2-D layout', () => {
+  it.runIf(ops?.ok === true)('[B*T, H*d] rows equal the TF.js ops bit for bit', async () => {
+    const { applyRotaryRowsOps, rotaryTables } = await import('../src/layers/rotary.ts');
+    await initBackend('tensorflow');
+    for (const [B, H, T] of [[1, 36, 1], [3, 4, 1], [1, 2, 80], [2, 3, 5]]) {
+      const { cos, sin } = rotaryTables(Array.from({ length: T }, (_, i) => 11 + i * 2), 64, 10000);
+      const x = tf.tensor2d(rand(B * T * H * 64, B * 3 + H + T), [B * T, H * 64]);
+      const mine = rotaryNative(x, cos, sin)!, ref = applyRotaryRowsOps(x, cos, sin);
+      expect(Array.from(mine.dataSync())).toEqual(Array.from(ref.dataSync()));
+      tf.dispose([cos, sin, x, mine, ref]);
+    }
+  });
+});
+
+describe.runIf(native.ok)('the narrower kernels (AVX2+FMA, scalar) on this machine', () => {
+  it.runIf(ops?.ok === true && !/scalar/.test(ops?.detail ?? ''))('MINICPMV_ISA=avx2 and =scalar give the TF.js references (rtol, atol 1e-5) and bf16 = f32 bit for bit', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const path = await import('node:path');
+    const { repoRoot } = await import('./helpers/paths.ts');
+    const isas = /avx512/.test(ops!.detail) ? ['avx2', 'scalar'] : ['scalar'];
+    for (const isa of isas) {
+      const r = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'cli.mjs'),
+        path.join(repoRoot, 'test', 'helpers', 'native_isa_check.ts')], { env: { ...process.env, MINICPMV_ISA: isa }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect(res.isa).toMatch(isa === 'avx2' ? /^avx2\+fma,/ : /^scalar,/);
+      expect(res.linear, isa).toBeLessThanOrEqual(1);
+      expect(res.bf16EqualsF32, isa).toBe(1);
+      expect(res.widen, isa).toBe(0);
+      expect(res.attention, isa).toBeLessThanOrEqual(1);
     }
   });
 });

@@ -28,7 +28,7 @@ export interface BackendAttempt {
   provider?: string;
   /** Why it could not be used. */
   reason?: string;
-  /** The project's own TensorFlow kernel for decode products (tensorflow only). */
+  /** The project's own TensorFlow ops, native/minicpmv_ops.cc (tensorflow only). */
   nativeOps?: NativeOps;
 }
 
@@ -145,7 +145,7 @@ export function describeBackend(r: BackendReport): string {
   let s = `backend: ${r.name}`;
   if (r.name === 'tensorflow' && native?.provider) {
     const ops = native.nativeOps;
-    s += ` (${native.provider}; decode kernel: ${ops?.ok ? `native ${ops.detail}` : `TF MatMul, ${ops?.detail ?? 'not loaded'}`})`;
+    s += ` (${native.provider}; native ops: ${ops?.ok ? ops.detail : `none, TF kernels only (${ops?.detail ?? 'not loaded'})`})`;
   }
   if (r.name !== 'tensorflow') {
     const why = native?.reason ?? (r.requested === 'cpu' ? 'cpu was requested' : 'not tried');

@@ -1,5 +1,6 @@
-// The project's own TensorFlow ops (native/minicpmv_ops.cc: linear rows, tensor
-// reader, norms, softmax, bias+GELU, rotary), built at install time against
+// The project's own TensorFlow ops (native/minicpmv_ops.cc: linear products on
+// float32 or packed 16-bit weights, widening, the tensor reader, norms, softmax,
+// bias+GELU, rotary, attention over the KV cache), built at install time against
 // tfjs-node's libtensorflow. Loading the addon registers the ops in that
 // TensorFlow runtime; this module then registers a TF.js kernel of the same
 // name for each on the `tensorflow` backend, which runs it like tfjs-node runs
@@ -10,11 +11,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '../tfjs.ts';
-import { BIAS_GELU, LINEAR_ROWS, NORM, READ_TENSOR, ROTARY, SOFTMAX } from '../ops/native_kernels.ts';
+import { BIAS_GELU, CACHED_ATTENTION, LINEAR, NORM, READ_TENSOR, ROTARY, SOFTMAX, WIDEN } from '../ops/native_kernels.ts';
 
 export interface NativeOps {
   ok: boolean;
-  /** e.g. "avx2+fma, 2 threads", or why it is not available. */
+  /** e.g. "avx512, 2 threads", or why it is not available. */
   detail: string;
   /** The kernels registered for the tensorflow backend (empty when not available). */
   kernels: string[];
@@ -25,20 +26,29 @@ let state: NativeOps | undefined;
 
 interface KernelBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
-  binding: { TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number };
+  binding: {
+    TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number; TF_ATTR_TYPE: number;
+    TF_FLOAT: number; TF_INT32: number;
+  };
 }
 
+type AttrType = 'string' | 'int' | 'float' | 'dtype';
 const registered: string[] = [];
 
-function registerOp(name: string, inputNames: string[], attrTypes: Record<string, 'string' | 'int' | 'float'>): void {
+function registerOp(name: string, inputNames: string[], attrTypes: Record<string, AttrType>): void {
   registered.push(name);
   tf.registerKernel({
     kernelName: name,
     backendName: 'tensorflow',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const b = backend as unknown as KernelBackend;
-      const type = { string: b.binding.TF_ATTR_STRING, int: b.binding.TF_ATTR_INT, float: b.binding.TF_ATTR_FLOAT };
-      const opAttrs = Object.entries(attrTypes).map(([n, t]) => ({ name: n, type: type[t], value: (attrs as Record<string, unknown>)[n] }));
+      const type = { string: b.binding.TF_ATTR_STRING, int: b.binding.TF_ATTR_INT, float: b.binding.TF_ATTR_FLOAT, dtype: b.binding.TF_ATTR_TYPE };
+      const opAttrs = Object.entries(attrTypes).map(([n, t]) => {
+        const v = (attrs as Record<string, unknown>)[n];
+        // A dtype attribute is given as a TF.js dtype name.
+        const value = t === 'dtype' ? (v === 'int32' ? b.binding.TF_INT32 : v === 'float32' ? b.binding.TF_FLOAT : -1) : v;
+        return { name: n, type: type[t], value };
+      });
       return b.executeSingleOutput(name, opAttrs, inputNames.map((n) => inputs[n] as tf.TensorInfo));
     },
   });
@@ -50,21 +60,18 @@ export function loadNativeOps(): NativeOps {
   if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0', kernels: [] });
   if (!fs.existsSync(addonPath)) return (state = { ok: false, detail: 'native/ was not built (npm run build:ops)', kernels: [] });
   try {
-    // OpenMP's idle threads spin for a while after each parallel region (libgomp: 300,000 polls), taking
-    // the cores from the TensorFlow kernel that runs next (measured: prefill 43 -> 36 tok/s), while never
-    // spinning costs a thread wake-up per op (decode 455 -> 487 ms/token). A short spin keeps the back-to-back
-    // decode ops warm and frees the cores within tens of microseconds. libgomp reads this when it loads.
-    if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= '30000';
     const addon = createRequire(import.meta.url)(addonPath) as { registered: boolean; error: string; isa: string; threads: number };
     if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}`, kernels: [] });
     // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
-    const S = 'string', I = 'int', F = 'float';
-    registerOp(LINEAR_ROWS, ['x', 'w'], {});
-    registerOp(READ_TENSOR, [], { path: S, offset: I, count: I, dtype: S });
+    const S = 'string', I = 'int', F = 'float', T = 'dtype';
+    registerOp(LINEAR, ['x', 'w'], { T, wtype: S });
+    registerOp(WIDEN, ['x'], { wtype: S });
+    registerOp(READ_TENSOR, [], { fd: I, file_id: S, size: I, offset: I, count: I, dtype: S, T });
     registerOp(NORM, ['x', 'w', 'b'], { kind: S, eps: F });
     registerOp(SOFTMAX, ['x'], {});
     registerOp(BIAS_GELU, ['x', 'b'], {});
     registerOp(ROTARY, ['x', 'cos', 'sin'], {});
+    registerOp(CACHED_ATTENTION, ['q', 'k', 'v', 'kcache', 'vcache', 'idx'], { heads: I, scale: F });
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads`, kernels: registered });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}`, kernels: [] });

@@ -8,6 +8,7 @@ import { progress } from './progress.ts';
 import type { BackendReport } from '../backend/index.ts';
 import { BUNDLED_MODEL_DIR, isBundledModel } from '../model/model_dir.ts';
 import type { LoadOptions, MiniCPMV } from '../model/minicpmv.ts';
+import { WEIGHTS_DTYPE_OPTIONS } from '../weights/loader.ts';
 import type { ChatMessage } from '../model/chat.ts';
 
 export const MODEL_FLAG: FlagSpecs = {
@@ -15,6 +16,12 @@ export const MODEL_FLAG: FlagSpecs = {
 };
 export const BACKEND_FLAG: FlagSpecs = {
   backend: { type: 'string', metavar: 'NAME', help: 'tensorflow | cpu | auto (default: MINICPMV_BACKEND, else the fastest that loads)' },
+};
+export const WEIGHTS_DTYPE_FLAG: FlagSpecs = {
+  'weights-dtype': {
+    type: 'string', choices: WEIGHTS_DTYPE_OPTIONS, default: 'auto',
+    help: 'auto: bf16/f16 weights stay 2 bytes where the native ops run (widened inside the products); f32: all widened at load',
+  },
 };
 
 export function modelDir(flag: string | undefined): string {
@@ -51,8 +58,9 @@ export async function loadWithProgress(io: CommandIO, dir: string, opts: LoadOpt
   const bar = progress(io, 'loading weights');
   const model = loadModel(dir, { ...opts, onProgress: (d, t, k) => bar.update(d, t, k) });
   const ms = performance.now() - t0;
-  const b = model.weightBytes();
-  bar.finish(`${b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`} of float32 weights`);
+  const w = model.residentWeights(), b = w.residentBytes;
+  const what = w.dtype === 'f32' ? 'float32 weights' : `weights (matrices kept in ${w.dtype})`;
+  bar.finish(`${b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`} of ${what}`);
   return { model, ms };
 }
 

@@ -3,7 +3,7 @@
 // `scaleQueryFirst` reproduces nn.MultiheadAttention, which multiplies q by
 // the scale before the product; the LLM and timm's ViT scale the scores.
 import * as tf from '../tfjs.ts';
-import { softmaxNative } from '../ops/native_kernels.ts';
+import { cachedAttentionNative, softmaxNative } from '../ops/native_kernels.ts';
 
 export interface AttentionOptions {
   scale: number;
@@ -83,4 +83,49 @@ export function mergeHeads(x: tf.Tensor4D, flat = false): tf.Tensor {
   const [B, H, T, d] = x.shape;
   const shape = flat ? [B * T, H * d] : [B, T, H * d];
   return (T === 1 ? x : x.transpose([0, 2, 1, 3])).reshape(shape);
+}
+
+/**
+ * The decoder's causal attention over a KV cache, for B sequences (beams) of T new positions each, as one
+ * step of generation runs it: the new keys and values are written into the cache, then every new query
+ * attends to its sequence's keys up to its own position.
+ *   q [B*T, H*d], k and v [B*T, Hkv*d] (q and k rotated); kcache, vcache [S, Hkv, C, d];
+ *   idx int32 [B, P], P = past + T: idx[b][p] is the slot of the cache holding sequence b's key and value
+ *   at position p (beams that share a prefix share its slots).
+ * Returns y [B*T, H*d] (heads merged) and the caches holding the new keys and values: the native kernel
+ * writes them in place into the tensors it was given, the TF.js ops return new ones.
+ */
+export function cachedAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, kcache: tf.Tensor4D, vcache: tf.Tensor4D,
+  idx: tf.Tensor2D, heads: number, scale: number): { y: tf.Tensor2D; kcache: tf.Tensor4D; vcache: tf.Tensor4D } {
+  const y = cachedAttentionNative(q, k, v, kcache, vcache, idx, heads, scale);
+  return y ? { y, kcache, vcache } : cachedAttentionOps(q, k, v, kcache, vcache, idx, heads, scale);
+}
+
+/** cachedAttention in TF.js ops (the reference): a scatter into new caches, a gather per sequence, SDPA. */
+export function cachedAttentionOps(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, kcache: tf.Tensor4D, vcache: tf.Tensor4D,
+  idx: tf.Tensor2D, heads: number, scale: number): { y: tf.Tensor2D; kcache: tf.Tensor4D; vcache: tf.Tensor4D } {
+  return tf.tidy(() => {
+    const [B, P] = idx.shape;
+    const [, Hkv, , d] = kcache.shape;
+    const T = q.shape[0] / B, past = P - T;
+    const slots = idx.dataSync();
+    // Write: row (b, t) of k, head h -> kcache[slot, h, past + t].
+    const at: number[] = [];
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < Hkv; h++) at.push(slots[b * P + past + t], h, past + t);
+    const where = tf.tensor2d(at, [B * T * Hkv, 3], 'int32');
+    const kc = tf.tensorScatterUpdate(kcache, where, k.reshape([B * T * Hkv, d])) as tf.Tensor4D;
+    const vc = tf.tensorScatterUpdate(vcache, where, v.reshape([B * T * Hkv, d])) as tf.Tensor4D;
+    // Read: sequence b's keys [B, Hkv, P, d] through its slots.
+    const read: number[] = [];
+    for (let b = 0; b < B; b++) for (let h = 0; h < Hkv; h++) for (let p = 0; p < P; p++) read.push(slots[b * P + p], h, p);
+    const from = tf.tensor4d(read, [B, Hkv, P, 3], 'int32');
+    let K = tf.gatherND(kc, from) as tf.Tensor4D, V = tf.gatherND(vc, from) as tf.Tensor4D;
+    if (heads !== Hkv) {
+      // repeat_kv: each kv head serves heads/Hkv query heads.
+      const expand = (t: tf.Tensor4D) => t.expandDims(2).tile([1, 1, heads / Hkv, 1, 1]).reshape([B, heads, P, d]) as tf.Tensor4D;
+      K = expand(K); V = expand(V);
+    }
+    const o = scaledDotProductAttention(splitHeads(q, heads, B), K, V, { scale, causal: true });
+    return { y: mergeHeads(o, true) as tf.Tensor2D, kcache: kc, vcache: vc };
+  });
 }

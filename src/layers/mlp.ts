@@ -2,6 +2,7 @@
 import * as tf from '../tfjs.ts';
 import { linear } from './linear.ts';
 import { biasGeluNative } from '../ops/native_kernels.ts';
+import type { Weight } from '../ops/packed_weight.ts';
 
 /** Exact (erf) GELU, nn.GELU(approximate='none'): 0.5·x·(1 + erf(x/√2)). */
 export function geluErf(x: tf.Tensor): tf.Tensor {
@@ -18,7 +19,7 @@ export function biasGeluOps(x: tf.Tensor, b: tf.Tensor): tf.Tensor {
  * where the project's kernel is loaded (src/ops/native_kernels.ts).
  */
 export function vitMlp(
-  x: tf.Tensor, fc1: { weight: tf.Tensor2D; bias: tf.Tensor1D }, fc2: { weight: tf.Tensor2D; bias: tf.Tensor1D },
+  x: tf.Tensor, fc1: { weight: Weight; bias: tf.Tensor1D }, fc2: { weight: Weight; bias: tf.Tensor1D },
 ): tf.Tensor {
   return tf.tidy(() => {
     const pre = linear(x, fc1.weight);
@@ -28,7 +29,7 @@ export function vitMlp(
 }
 
 /** MiniCPM MLP: down(silu(gate(x)) * up(x)). */
-export function swigluMlp(x: tf.Tensor, gate: tf.Tensor2D, up: tf.Tensor2D, down: tf.Tensor2D): tf.Tensor {
+export function swigluMlp(x: tf.Tensor, gate: Weight, up: Weight, down: Weight): tf.Tensor {
   return tf.tidy(() => {
     const g = linear(x, gate);
     return linear(tf.mul(tf.mul(g, tf.sigmoid(g)), linear(x, up)), down);

@@ -28,6 +28,24 @@ export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D):
   return rotaryNative(x, cos, sin) ?? applyRotaryOps(x, cos, sin);
 }
 
+/**
+ * The decoder's 2-D q or k: x [B*T, H*d], row b*T + t at position t; cos/sin [T, d]. Each d-wide head is
+ * rotated as applyRotary does (the native kernel takes this layout as it is: no transpose).
+ */
+export function applyRotaryRows(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor2D {
+  return rotaryNative(x, cos, sin) ?? applyRotaryRowsOps(x, cos, sin);
+}
+
+/** applyRotaryRows in TF.js ops: to [B, H, T, d], applyRotaryOps, back. */
+export function applyRotaryRowsOps(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [T, d] = cos.shape;
+    const H = x.shape[1] / d;
+    const x4 = x.reshape([-1, T, H, d]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, d]
+    return applyRotaryOps(x4, cos, sin).transpose([0, 2, 1, 3]).reshape(x.shape) as tf.Tensor2D;
+  });
+}
+
 /** The same in TF.js ops (the reference). */
 export function applyRotaryOps(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
   return tf.tidy(() => {

@@ -176,9 +176,12 @@ export function topK(values: Float32Array, k: number): { index: number; value: n
   return top;
 }
 
-/** Runs the prompt through the decoder with a fresh cache; returns the cache and the last logits row. */
-function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D, stats?: GenerationStats) {
-  const cache = llm.newCache();
+/**
+ * Runs the prompt through the decoder with a fresh cache (room for `slots` sequences: the beams); returns
+ * the cache and the last logits row.
+ */
+function prefill(llm: MiniCPMLlm, embeds: tf.Tensor3D, stats?: GenerationStats, slots = 1) {
+  const cache = llm.newCache({ slots });
   try {
     const t0 = performance.now();
     const logits = llm.forward(embeds, { cache, logits: 'last' });
@@ -312,11 +315,10 @@ export const beamSearch = (llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions)
 function* beamLoop(llm: MiniCPMLlm, embeds: tf.Tensor3D, o: BeamOptions): DecodeSteps {
   const nb = o.numBeams;
   const lp = o.lengthPenalty ?? 1;
-  const { cache: single, row: first } = prefill(llm, embeds, o.stats);
+  const { cache, row: first } = prefill(llm, embeds, o.stats, nb);
   const V = first.length;
-  const cache = single.tile(nb);
-  single.dispose();
   try {
+    cache.expand(nb); // every beam continues the prompt's entries (stored once)
     let beams: number[][] = Array.from({ length: nb }, () => []);
     // Only beam 0 is live at the first step.
     let running = Float32Array.from({ length: nb }, (_, i) => (i === 0 ? 0 : -1e9));

@@ -5,62 +5,120 @@
 // then norm, and logits = lm_head(h / (hidden / dim_model_base)), lm_head untied.
 import * as tf from '../tfjs.ts';
 import type { LlmConfig } from '../config.ts';
-import { mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/attention.ts';
+import { cachedAttention, mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/attention.ts';
+import { embedding } from '../layers/embedding.ts';
 import { linear } from '../layers/linear.ts';
 import { swigluMlp } from '../layers/mlp.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
-import { applyRotary, rotaryTables } from '../layers/rotary.ts';
+import { applyRotaryRows, rotaryTables } from '../layers/rotary.ts';
 import { ShapeError } from '../errors.ts';
 import { Hooks } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
-/** Keys and values of every layer so far, [1, numKvHeads, T, headDim] each. Owned by the caller. */
+/** Positions a cache grows by when it is full: growing copies every layer's cache once. */
+export const KV_CHUNK = 128;
+
+/**
+ * Keys and values of every layer so far, for one sequence or for beams. Owned by the caller.
+ *
+ * Per layer, keys and values are preallocated float32 tensors [slots, Hkv, capacity, d], grown in chunks of
+ * KV_CHUNK positions, and the attention kernel writes each step's keys/values into them in place (the TF.js
+ * reference returns new tensors, which replace the old). A table says where each sequence's entries are:
+ * table[b][p] is the slot holding sequence b's key and value at position p. At each step sequence b writes
+ * position p into slot b; a beam reorder only permutes the table's rows, so nothing is copied and beams
+ * that share a prefix share its entries (the prompt is stored once, in slot 0).
+ */
 export class KVCache {
+  /** Filled positions. */
+  length = 0;
   readonly k: (tf.Tensor4D | null)[];
   readonly v: (tf.Tensor4D | null)[];
-  length = 0;
-  constructor(numLayers: number) {
+  private slots = 0;
+  private capacity = 0;
+  /** Sequences (rows of the table). */
+  private sequences = 1;
+  /** [sequences][capacity] slot per position. */
+  private table: Int32Array[] = [new Int32Array(0)];
+
+  constructor(numLayers: number, private readonly kvHeads: number, private readonly headDim: number, private readonly minSlots = 1) {
     this.k = new Array(numLayers).fill(null);
     this.v = new Array(numLayers).fill(null);
   }
 
-  /** Appends this step's k/v for a layer and returns the full k/v (kept alive by the cache). */
-  append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
-    const oldK = this.k[layer], oldV = this.v[layer];
-    const newK = tf.keep(oldK ? tf.concat([oldK, k], 2) : k.clone()) as tf.Tensor4D;
-    const newV = tf.keep(oldV ? tf.concat([oldV, v], 2) : v.clone()) as tf.Tensor4D;
-    oldK?.dispose(); oldV?.dispose();
-    this.k[layer] = newK; this.v[layer] = newV;
-    return [newK, newV];
+  /** Bytes the cache tensors hold. */
+  bytes(): number {
+    return 2 * this.k.length * this.slots * this.kvHeads * this.capacity * this.headDim * 4;
   }
 
-  /** A cache holding the same keys/values for several beams: [n, H, T, d] each. */
-  tile(n: number): KVCache {
-    const c = new KVCache(this.k.length);
-    c.length = this.length;
-    for (let i = 0; i < this.k.length; i++) {
-      c.k[i] = tf.keep(tf.tile(this.k[i]!, [n, 1, 1, 1]));
-      c.v[i] = tf.keep(tf.tile(this.v[i]!, [n, 1, 1, 1]));
+  /**
+   * Room for T more positions of B sequences (tensors grown in chunks when needed); records that sequence b
+   * writes positions length..length+T-1 into slot b. Returns the table for this step: int32 [B, length + T].
+   */
+  prepare(B: number, T: number): tf.Tensor2D {
+    if (B !== this.sequences) throw new ShapeError(`KV cache: holds ${this.sequences} sequence(s), got a batch of ${B}`);
+    const P = this.length + T;
+    if (P > this.capacity || B > this.slots) this.grow(Math.max(B, this.slots, this.minSlots), Math.max(this.capacity, P));
+    for (let b = 0; b < B; b++) this.table[b].fill(b, this.length, P);
+    const idx = new Int32Array(B * P);
+    for (let b = 0; b < B; b++) idx.set(this.table[b].subarray(0, P), b * P);
+    return tf.tensor2d(idx, [B, P], 'int32');
+  }
+
+  /** The caches after a step wrote into them (the TF.js path gives new tensors; the native one the same). */
+  update(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
+    for (const [list, t] of [[this.k, k], [this.v, v]] as const) {
+      const old = list[layer];
+      if (old !== t) {
+        list[layer] = tf.keep(t);
+        old?.dispose();
+      }
     }
-    return c;
   }
 
-  /** Reorders beams: row i of the result is row `rows[i]` of this cache. In place. */
+  /** `n` sequences continuing this one (beam search after the prompt): each starts from sequence 0's entries. */
+  expand(n: number): void {
+    if (this.sequences !== 1) throw new ShapeError(`KV cache: expand needs one sequence, has ${this.sequences}`);
+    this.table = Array.from({ length: n }, () => Int32Array.from(this.table[0]));
+    this.sequences = n;
+  }
+
+  /** Reorders sequences: sequence i continues the entries of sequence rows[i]. Permutes the table only. */
   select(rows: number[]): void {
-    const idx = tf.tensor1d(rows, 'int32');
-    for (let i = 0; i < this.k.length; i++) {
-      const k = this.k[i]!, v = this.v[i]!;
-      this.k[i] = tf.keep(tf.gather(k, idx, 0));
-      this.v[i] = tf.keep(tf.gather(v, idx, 0));
-      k.dispose(); v.dispose();
+    if (rows.length !== this.sequences || rows.some((r) => !Number.isInteger(r) || r < 0 || r >= this.sequences)) {
+      throw new ShapeError(`KV cache: select needs ${this.sequences} rows in [0, ${this.sequences}), got [${rows}]`);
     }
-    idx.dispose();
+    this.table = rows.map((r) => Int32Array.from(this.table[r]));
   }
 
   dispose(): void {
     for (const t of [...this.k, ...this.v]) t?.dispose();
     this.k.fill(null); this.v.fill(null);
     this.length = 0;
+    this.slots = this.capacity = 0;
+  }
+
+  /**
+   * New tensors [slots, Hkv, capacity, d] holding the old entries (zeros elsewhere), layer by layer; the capacity
+   * is the first multiple of KV_CHUNK above `need`.
+   */
+  private grow(slots: number, need: number): void {
+    const capacity = (Math.floor(need / KV_CHUNK) + 1) * KV_CHUNK;
+    for (const list of [this.k, this.v]) {
+      list.forEach((old, i) => {
+        list[i] = tf.tidy(() => (old
+          ? tf.pad(old, [[0, slots - this.slots], [0, 0], [0, capacity - this.capacity], [0, 0]])
+          : tf.fill([slots, this.kvHeads, capacity, this.headDim], 0)) as tf.Tensor4D);
+        old?.dispose();
+        tf.keep(list[i]!);
+      });
+    }
+    this.table = this.table.map((row) => {
+      const t = new Int32Array(capacity);
+      t.set(row.subarray(0, Math.min(row.length, capacity)));
+      return t;
+    });
+    this.slots = slots;
+    this.capacity = capacity;
   }
 }
 
@@ -75,15 +133,12 @@ export class MiniCPMLlm {
 
   /** embed_tokens(ids) * scale_emb: [1, T, D]. */
   embed(ids: number[]): tf.Tensor3D {
-    return tf.tidy(() => {
-      const table = this.p.get<tf.Tensor2D>('model.embed_tokens.weight');
-      const idx = tf.tensor1d(ids, 'int32');
-      return tf.mul(tf.gather(table, idx), this.cfg.scaleEmb).expandDims(0) as tf.Tensor3D;
-    });
+    return tf.tidy(() => tf.mul(embedding(this.p.weight('model.embed_tokens.weight'), ids), this.cfg.scaleEmb).expandDims(0) as tf.Tensor3D);
   }
 
-  newCache(): KVCache {
-    return new KVCache(this.cfg.numLayers);
+  /** An empty cache; `slots` sequences' worth of room from the start (beam search: the beam count). */
+  newCache(opts: { slots?: number } = {}): KVCache {
+    return new KVCache(this.cfg.numLayers, this.cfg.numKvHeads, this.cfg.headDim, opts.slots ?? 1);
   }
 
   /**
@@ -107,17 +162,18 @@ export class MiniCPMLlm {
     const out = tf.tidy(() => {
       const positions = Array.from({ length: T }, (_, i) => past + i);
       const { cos, sin } = rotaryTables(positions, cfg.headDim, cfg.ropeTheta); // [T, headDim] each
+      const idx = cache?.prepare(B, T); // int32 [B, past + T]: where each sequence's keys/values are
       let h = hooks.emit('inputs_embeds', inputsEmbeds).reshape([B * T, D]) as tf.Tensor2D;
       for (let i = 0; i < cfg.numLayers; i++) {
         const l = this.p.scope('model.layers').scope(i), name = `llm.model.layers.${i}`;
         h = tf.tidy(() => {
           const x1 = hook(`${name}.input_layernorm`, rmsNorm(h, l.get('input_layernorm.weight'), cfg.rmsEps) as tf.Tensor2D);
-          const attn = hook(`${name}.self_attn`, this.attention(l, i, x1, B, cos, sin, cache));
+          const attn = hook(`${name}.self_attn`, this.attention(l, i, x1, B, cos, sin, cache && { cache, idx: idx! }));
           const h1 = tf.add(h, tf.mul(attn, cfg.residualScale)) as tf.Tensor2D;
           const x2 = hook(`${name}.post_attention_layernorm`,
             rmsNorm(h1, l.get('post_attention_layernorm.weight'), cfg.rmsEps) as tf.Tensor2D);
           const mlp = hook(`${name}.mlp`,
-            swigluMlp(x2, l.get('mlp.gate_proj.weight'), l.get('mlp.up_proj.weight'), l.get('mlp.down_proj.weight')) as tf.Tensor2D);
+            swigluMlp(x2, l.weight('mlp.gate_proj.weight'), l.weight('mlp.up_proj.weight'), l.weight('mlp.down_proj.weight')) as tf.Tensor2D);
           return hook(name, tf.add(h1, tf.mul(mlp, cfg.residualScale)) as tf.Tensor2D);
         });
       }
@@ -126,7 +182,7 @@ export class MiniCPMLlm {
       // 'last': the last position of every sequence, [B, D]; 'all': every row, [B*T, D].
       const rows = logits === 'last' && T > 1 ? tf.gather(normed, tf.range(T - 1, B * T, T, 'int32')) : normed;
       // subtle: the hidden state is divided by hidden/dim_model_base BEFORE lm_head.
-      const out = linear(tf.div(rows, cfg.logitDivisor), this.p.get('lm_head.weight')); // [rows, V]
+      const out = linear(tf.div(rows, cfg.logitDivisor), this.p.weight('lm_head.weight')); // [rows, V]
       return logits === 'all'
         ? hooks.emit('logits', out.reshape([B, T, -1]) as tf.Tensor3D)
         : (out.reshape([B, 1, -1]) as tf.Tensor3D);
@@ -137,22 +193,30 @@ export class MiniCPMLlm {
 
   /** x [B*T, D] -> o_proj output [B*T, D]; cos/sin [T, headDim]. */
   private attention(l: Scope, layer: number, x: tf.Tensor2D, B: number, cos: tf.Tensor2D, sin: tf.Tensor2D,
-    cache?: KVCache): tf.Tensor2D {
+    kv?: { cache: KVCache; idx: tf.Tensor2D }): tf.Tensor2D {
     const { numHeads, numKvHeads, headDim } = this.cfg;
-    const q = applyRotary(splitHeads(linear(x, l.get('self_attn.q_proj.weight')), numHeads, B), cos, sin); // [B, H, T, d]
-    let k = applyRotary(splitHeads(linear(x, l.get('self_attn.k_proj.weight')), numKvHeads, B), cos, sin); // [B, Hkv, T, d]
-    let v = splitHeads(linear(x, l.get('self_attn.v_proj.weight')), numKvHeads, B);
-    if (cache) [k, v] = cache.append(layer, k, v); // [B, Hkv, past+T, d]
-    if (numKvHeads !== numHeads) {
-      // repeat_kv: each kv head serves numHeads/numKvHeads query heads.
-      const rep = numHeads / numKvHeads;
-      const Tk = k.shape[2];
-      const expand = (t: tf.Tensor4D) =>
-        t.expandDims(2).tile([1, 1, rep, 1, 1]).reshape([B, numHeads, Tk, headDim]) as tf.Tensor4D;
-      k = expand(k); v = expand(v);
+    const scale = 1 / Math.sqrt(headDim);
+    const q = applyRotaryRows(linear(x, l.weight('self_attn.q_proj.weight')) as tf.Tensor2D, cos, sin); // [B*T, H*d]
+    const k = applyRotaryRows(linear(x, l.weight('self_attn.k_proj.weight')) as tf.Tensor2D, cos, sin); // [B*T, Hkv*d]
+    const v = linear(x, l.weight('self_attn.v_proj.weight')) as tf.Tensor2D;
+    let o: tf.Tensor2D; // [B*T, H*d]
+    if (kv) {
+      // Appends this step's keys/values to the cache, then attends over everything so far (causal).
+      const r = cachedAttention(q, k, v, kv.cache.k[layer]!, kv.cache.v[layer]!, kv.idx, numHeads, scale);
+      kv.cache.update(layer, r.kcache, r.vcache);
+      o = r.y;
+    } else {
+      let k4 = splitHeads(k, numKvHeads, B), v4 = splitHeads(v, numKvHeads, B); // [B, Hkv, T, d]
+      if (numKvHeads !== numHeads) {
+        // repeat_kv: each kv head serves numHeads/numKvHeads query heads.
+        const rep = numHeads / numKvHeads, Tk = k4.shape[2];
+        const expand = (t: tf.Tensor4D) =>
+          t.expandDims(2).tile([1, 1, rep, 1, 1]).reshape([B, numHeads, Tk, headDim]) as tf.Tensor4D;
+        k4 = expand(k4); v4 = expand(v4);
+      }
+      // Eager path: (q kᵀ)/sqrt(d) + causal mask, softmax in fp32, then · v.
+      o = mergeHeads(scaledDotProductAttention(splitHeads(q, numHeads, B), k4, v4, { scale, causal: true }), true) as tf.Tensor2D;
     }
-    // Eager path: (q kᵀ)/sqrt(d) + causal mask, softmax in fp32, then · v.
-    const o = scaledDotProductAttention(q, k, v, { scale: 1 / Math.sqrt(headDim), causal: true });
-    return linear(mergeHeads(o, true), l.get('self_attn.o_proj.weight')) as tf.Tensor2D; // [B*T, D]
+    return linear(o, l.weight('self_attn.o_proj.weight')) as tf.Tensor2D; // [B*T, D]
   }
 }

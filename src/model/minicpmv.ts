@@ -3,12 +3,13 @@
 // `MiniCPMV.get_vision_embedding` / `get_vllm_embedding`.
 import * as tf from '../tfjs.ts';
 import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
-import { readTensorNative } from '../ops/native_kernels.ts';
+import { LINEAR, NativeOpError, READ_TENSOR, WIDEN, hasKernel, readTensorNative } from '../ops/native_kernels.ts';
+import { PackedWeight, type PackedDtype } from '../ops/packed_weight.ts';
 import { ShapeError } from '../errors.ts';
-import { validateCheckpoint, WeightsError, type ModelParts, type TensorSource } from '../weights/loader.ts';
+import { validateCheckpoint, WeightsError, type ModelParts, type TensorSource, WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption } from '../weights/loader.ts';
 import { Hooks } from './hooks.ts';
 import { MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
-import { ParamStore } from './params.ts';
+import { ParamStore, isWeightMatrix, type Param } from './params.ts';
 import { Resampler } from './resampler.ts';
 import { SiglipVit } from './siglip_vit.ts';
 
@@ -20,6 +21,20 @@ export interface LoadOptions {
   onProgress?: (done: number, total: number, key: string) => void;
   /** Reject NaN/Inf in weights (reads every tensor once more). */
   checkFinite?: boolean;
+  /**
+   * 'auto' (default): weight matrices stay in their checkpoint dtype where the project's kernels are loaded
+   * (bf16/f16: 2 bytes each, widened inside the products; float32 checkpoints stay float32). 'f32': every
+   * tensor widened to float32 at load (the path without the kernels: the cpu backend, MINICPMV_NATIVE_OPS=0).
+   */
+  weightsDtype?: WeightsDtypeOption;
+}
+
+export { WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption };
+
+/** What the loaded weights hold: the dtype weight matrices are resident in, and their bytes. */
+export interface ResidentWeights {
+  dtype: 'bf16' | 'f16' | 'f32';
+  residentBytes: number;
 }
 
 /** An image's span of `<unk>` rows in the prompt: [start, end). */
@@ -52,6 +67,31 @@ function uploadNow(t: tf.Tensor): void {
   if (tf.getBackend() === 'tensorflow' && typeof backend.getInputTensorIds === 'function') backend.getInputTensorIds([t]);
 }
 
+/**
+ * Which weight matrices a load keeps packed in their 16-bit checkpoint dtype, and the bytes the weights will
+ * hold: a BF16/F16 weight matrix (params.ts isWeightMatrix) with an even input size stays 2 bytes per value
+ * with weightsDtype 'auto' where the kernels that read, multiply and widen it are loaded (and the source
+ * can hand out file locations); everything else is float32.
+ */
+export function residencyPlan(source: TensorSource, tensors: { key: string; shape: number[] }[], weightsDtype: WeightsDtypeOption = 'auto'):
+  { packed: Map<string, PackedDtype>; weights: ResidentWeights } {
+  const kernels = weightsDtype === 'auto' && source.location !== undefined && [READ_TENSOR, LINEAR, WIDEN].every(hasKernel);
+  const packed = new Map<string, PackedDtype>();
+  let bytes = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const dtype = source.info(t.key).dtype;
+    if (kernels && (dtype === 'BF16' || dtype === 'F16') && isWeightMatrix(t.key, t.shape) && t.shape[1] % 2 === 0) {
+      packed.set(t.key, dtype === 'BF16' ? 'bf16' : 'f16');
+      bytes += 2 * n;
+    } else {
+      bytes += 4 * n;
+    }
+  }
+  const first = packed.values().next();
+  return { packed, weights: { dtype: first.done ? 'f32' : first.value, residentBytes: bytes } };
+}
+
 export class MiniCPMV {
   readonly vpm: SiglipVit;
   readonly resampler: Resampler;
@@ -78,18 +118,30 @@ export class MiniCPMV {
    */
   static fromSource(cfg: MiniCPMVConfig, source: TensorSource, opts: LoadOptions = {}): MiniCPMV {
     const parts = opts.parts ?? 'all';
+    const weightsDtype = opts.weightsDtype ?? 'auto';
+    if (!(WEIGHTS_DTYPE_OPTIONS as readonly string[]).includes(weightsDtype)) {
+      throw new WeightsError(`weights dtype must be one of ${WEIGHTS_DTYPE_OPTIONS.join(', ')}, got ${JSON.stringify(weightsDtype)}`);
+    }
     validateCheckpoint(source, cfg, { parts, checkFinite: opts.checkFinite });
     const wanted = expectedTensors(cfg).filter((t) => parts === 'all' || t.role !== 'llm');
-    const tensors = new Map<string, tf.Tensor>();
+    const plan = residencyPlan(source, wanted, weightsDtype);
+    const tensors = new Map<string, Param>();
     try {
       wanted.forEach((t, i) => {
         const at = source.location?.(t.key);
-        let w = at ? readTensorNative(at.file, at.offset, at.count, at.dtype, t.shape) : undefined;
+        const pack = plan.packed.get(t.key);
+        let w: tf.Tensor | undefined;
+        try {
+          w = at ? readTensorNative(at, t.shape, { packed: pack !== undefined }) : undefined;
+        } catch (e) {
+          if (e instanceof NativeOpError) throw new WeightsError(`${at!.file}: tensor "${t.key}": ${e.message}`);
+          throw e;
+        }
         if (!w) {
           w = tf.tensor(source.readFloat32(t.key), t.shape, 'float32');
           uploadNow(w);
         }
-        tensors.set(t.key, w);
+        tensors.set(t.key, pack ? new PackedWeight(w as tf.Tensor2D, pack) : w);
         opts.onProgress?.(i + 1, wanted.length, t.key);
       });
       return new MiniCPMV(cfg, new ParamStore(tensors), parts);
@@ -162,9 +214,14 @@ export class MiniCPMV {
     });
   }
 
-  /** Float32 bytes held by the weights. */
+  /** Bytes the weights hold in memory (4 per float32 element, 2 per packed 16-bit element). */
   weightBytes(): number {
     return this.params.bytes();
+  }
+
+  /** The dtype weight matrices are resident in, and the bytes all weights hold. */
+  residentWeights(): ResidentWeights {
+    return { dtype: this.params.weightsDtype(), residentBytes: this.params.bytes() };
   }
 
   dispose(): void {

@@ -11,6 +11,7 @@ import { mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/att
 import { layerNorm } from '../layers/layer_norm.ts';
 import { linear } from '../layers/linear.ts';
 import { resizeBicubic } from '../ops/bicubic.ts';
+import { splitRows } from '../ops/packed_weight.ts';
 import { ShapeError } from '../errors.ts';
 import { Hooks } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
@@ -49,13 +50,13 @@ export class Resampler {
     return tf.tidy(() => {
       const posK = this.keyPosFor(L);
       const kv = hooks.emit('resampler.ln_kv', layerNorm(
-        hooks.emit('resampler.kv_proj', this.cfg.kvDim === D ? x : linear(x, p.get('kv_proj.weight'))),
+        hooks.emit('resampler.kv_proj', this.cfg.kvDim === D ? x : linear(x, p.weight('kv_proj.weight'))),
         p.get('ln_kv.weight'), p.get('ln_kv.bias'), eps,
       )).reshape([L, D]);
       const q = hooks.emit('resampler.ln_q', layerNorm(p.get('query'), p.get('ln_q.weight'), p.get('ln_q.bias'), eps));
 
       // nn.MultiheadAttention with key != value: three projections from in_proj_weight.chunk(3).
-      const [wq, wk, wv] = tf.split(p.get<tf.Tensor2D>('attn.in_proj_weight'), 3, 0) as tf.Tensor2D[];
+      const [wq, wk, wv] = splitRows(p.weight('attn.in_proj_weight'), 3);
       const [bq, bk, bv] = tf.split(p.get<tf.Tensor1D>('attn.in_proj_bias'), 3, 0) as tf.Tensor1D[];
       const Qp = linear(tf.add(q, p.get('pos_embed')), wq, bq).expandDims(0); // [1, Q, D]
       const Kp = linear(tf.add(kv, posK), wk, bk).expandDims(0); // [1, L, D]
@@ -68,7 +69,7 @@ export class Resampler {
         ? (w: tf.Tensor4D) => hooks.emit('resampler.attn.weights', w) : undefined;
       const o = mergeHeads(scaledDotProductAttention(splitHeads(Qp, numHeads), splitHeads(Kp, numHeads),
         splitHeads(Vp, numHeads), { scale: Math.sqrt(1 / headDim), scaleQueryFirst: true, probs }));
-      const attn = linear(o, p.get('attn.out_proj.weight'), p.get('attn.out_proj.bias')); // [1, Q, D]
+      const attn = linear(o, p.weight('attn.out_proj.weight'), p.get('attn.out_proj.bias')); // [1, Q, D]
       // PyTorch's MHA is sequence-first: its output [0] is [Q, 1, D].
       const attnSeqFirst = hooks.emit('resampler.attn', attn.reshape([-1, 1, D]) as tf.Tensor3D);
       const post = hooks.emit('resampler.ln_post',

@@ -6,23 +6,47 @@
 // reference in TF.js ops. Loading the addon and registering these kernels for
 // the `tensorflow` backend is Node-only and lives in src/backend/native_ops.ts.
 import * as tf from '../tfjs.ts';
+import { PackedWeight, type PackedDtype, type Weight } from './packed_weight.ts';
 
-export const LINEAR_ROWS = 'MiniCPMLinearRows';
+export const LINEAR = 'MiniCPMLinear';
+export const WIDEN = 'MiniCPMWiden';
 export const READ_TENSOR = 'MiniCPMReadTensor';
 export const NORM = 'MiniCPMNorm';
 export const SOFTMAX = 'MiniCPMSoftmax';
 export const BIAS_GELU = 'MiniCPMBiasGelu';
 export const ROTARY = 'MiniCPMRotary';
+export const CACHED_ATTENTION = 'MiniCPMCachedAttention';
 /** Stored dtypes the native reader widens to float32. */
 export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
-/** Most rows the rows kernel takes (decode steps and beams); more go to MatMul. */
-export const LINEAR_ROWS_MAX = 8;
 
 /** True when the active backend has this kernel. */
 export const hasKernel = (name: string): boolean => tf.getKernel(name, tf.getBackend()) !== undefined;
 
-const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}): tf.Tensor =>
-  tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+/**
+ * A native op refused its inputs or failed: one line, "MiniCPMFoo: what". (tfjs-node reports a failing
+ * TensorFlow op as "Invalid TF_Status: 3\nMessage: ..."; the wrappers below keep the message only.)
+ */
+export class NativeOpError extends Error {
+  override name = 'NativeOpError';
+}
+
+/** The op's own message out of a TensorFlow failure, on one line. */
+export function nativeErrorMessage(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const m = /(?:^|\n)Message: ([^\n]*)/.exec(text);
+  return (m ? m[1] : text.split('\n').find((l) => l.trim() !== '') ?? text).trim();
+}
+
+/** Runs a native kernel; a failure is a one-line NativeOpError. (Exported for tests of the ops' own checks.) */
+export function runNative(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}): tf.Tensor {
+  try {
+    return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  } catch (e) {
+    if (e instanceof NativeOpError) throw e;
+    const msg = nativeErrorMessage(e);
+    throw new NativeOpError(msg.startsWith(name) ? msg : `${name}: ${msg}`);
+  }
+}
 
 /** Runs a row kernel on x [..., D] as [R, D] and gives the result x's shape back. */
 function rowwise(x: tf.Tensor, f: (x2: tf.Tensor) => tf.Tensor): tf.Tensor {
@@ -31,21 +55,65 @@ function rowwise(x: tf.Tensor, f: (x2: tf.Tensor) => tf.Tensor): tf.Tensor {
 }
 
 /**
- * x [R, in] · Wᵀ, W [out, in] as nn.Linear stores it, for R <= LINEAR_ROWS_MAX (decode steps, beams):
- * each weight row is streamed once for all rows, at the memory bandwidth. Undefined otherwise.
+ * From this many rows on (the image encoder's 1024 patches), TensorFlow's MatMul on the widened weight is
+ * at least as fast as MiniCPMLinear's GEMM (bench/backend.ts); below it (decode steps, beams, prefill)
+ * MiniCPMLinear is faster, most of all for few rows.
  */
-export function linearRowsNative(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D | undefined {
-  if (x.shape[0] > LINEAR_ROWS_MAX || !hasKernel(LINEAR_ROWS)) return undefined;
-  return run(LINEAR_ROWS, { x, w: weight }) as tf.Tensor2D;
+export const LINEAR_MATMUL_ROWS = 256;
+
+/**
+ * x [M, in] · Wᵀ, W [out, in] as nn.Linear stores it, float32 or packed 16-bit (widened in registers, fp32
+ * arithmetic), for M < LINEAR_MATMUL_ROWS. Up to 8 rows (decode steps, beams) stream W once at the memory
+ * bandwidth; more run as a blocked GEMM. A bf16 weight gives bit for bit what its float32 widening gives
+ * (same kernel, same summation order). Undefined where the kernel is missing or M is larger.
+ */
+export function linearNative(x: tf.Tensor2D, weight: Weight): tf.Tensor2D | undefined {
+  if (x.shape[0] >= LINEAR_MATMUL_ROWS || !hasKernel(LINEAR)) return undefined;
+  const packed = weight instanceof PackedWeight;
+  return runNative(LINEAR, { x, w: packed ? weight.packed : weight },
+    { T: packed ? 'int32' : 'float32', wtype: packed ? weight.dtype : 'f32' }) as tf.Tensor2D;
+}
+
+/** Packed 16-bit values (int32 [..., K/2]) widened to float32 [..., K], or undefined where not available. */
+export function widenNative(packed: tf.Tensor, dtype: PackedDtype): tf.Tensor | undefined {
+  if (!hasKernel(WIDEN)) return undefined;
+  return runNative(WIDEN, { x: packed }, { wtype: dtype });
 }
 
 /**
- * A float32 tensor read by the native kernel straight from a file (F32, BF16
- * or F16 at a byte offset), or undefined where the kernel is not available.
+ * Where a tensor's bytes are in an open file: the descriptor, the file's identity and size when it was
+ * validated (fstat: "device:inode", bytes), the absolute byte offset, the stored dtype and element count.
  */
-export function readTensorNative(file: string, offset: number, count: number, dtype: string, shape: number[]): tf.Tensor | undefined {
-  if (!NATIVE_READ_DTYPES.has(dtype) || !hasKernel(READ_TENSOR)) return undefined;
-  return tf.tidy(() => run(READ_TENSOR, {}, { path: file, offset, count, dtype }).reshape(shape));
+export interface FileTensor {
+  fd: number;
+  fileId: string;
+  size: number;
+  offset: number;
+  dtype: string;
+  count: number;
+}
+
+/**
+ * A tensor read by the native kernel straight from an open file (F32, BF16 or F16 at a byte offset), or
+ * undefined where the kernel is not available: float32 of `shape`, or with `packed` (BF16/F16 only, even
+ * last dimension) the stored 16-bit values as int32 [..., last/2] (PackedWeight's layout). The kernel reads
+ * through `at.fd` and refuses a file that is no longer the validated one (NativeOpError, one line).
+ */
+export function readTensorNative(at: FileTensor, shape: number[], opts: { packed?: boolean } = {}): tf.Tensor | undefined {
+  if (!NATIVE_READ_DTYPES.has(at.dtype) || !hasKernel(READ_TENSOR)) return undefined;
+  const packed = opts.packed ?? false;
+  if (packed && (at.dtype === 'F32' || shape.length === 0 || shape[shape.length - 1] % 2 !== 0)) {
+    throw new NativeOpError(`${READ_TENSOR}: only BF16/F16 tensors with an even last dimension can stay packed (${at.dtype} [${shape}])`);
+  }
+  for (const k of ['fd', 'size', 'offset', 'count'] as const) {
+    if (!Number.isSafeInteger(at[k])) throw new NativeOpError(`${READ_TENSOR}: ${k} must be an integer, got ${at[k]}`);
+  }
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== at.count) throw new NativeOpError(`${READ_TENSOR}: shape [${shape}] holds ${n} elements, not ${at.count}`);
+  const attrs = { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype,
+    T: packed ? 'int32' : 'float32' };
+  const out = packed ? [...shape.slice(0, -1), shape[shape.length - 1] / 2] : shape;
+  return tf.tidy(() => runNative(READ_TENSOR, {}, attrs).reshape(out));
 }
 
 /**
@@ -54,23 +122,38 @@ export function readTensorNative(file: string, offset: number, count: number, dt
  */
 export function normNative(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, kind: 'layer' | 'rms', eps: number): tf.Tensor | undefined {
   if (!hasKernel(NORM)) return undefined;
-  return rowwise(x, (x2) => run(NORM, { x: x2, w, b: b ?? w }, { kind, eps }));
+  return rowwise(x, (x2) => runNative(NORM, { x: x2, w, b: b ?? w }, { kind, eps }));
 }
 
 /** Softmax over the last dimension in one native pass per row (both cores), or undefined where not available. */
 export function softmaxNative(x: tf.Tensor): tf.Tensor | undefined {
   if (!hasKernel(SOFTMAX)) return undefined;
-  return run(SOFTMAX, { x });
+  return runNative(SOFTMAX, { x });
 }
 
 /** Exact-erf GELU of x + b (x [..., D], b [D]) in one native pass, or undefined where not available. */
 export function biasGeluNative(x: tf.Tensor, b: tf.Tensor): tf.Tensor | undefined {
   if (!hasKernel(BIAS_GELU)) return undefined;
-  return rowwise(x, (x2) => run(BIAS_GELU, { x: x2, b }));
+  return rowwise(x, (x2) => runNative(BIAS_GELU, { x: x2, b }));
 }
 
-/** x·cos + rotate_half(x)·sin for x [B, H, T, d] in one native pass, or undefined where not available. */
-export function rotaryNative(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D | undefined {
+/**
+ * x·cos + rotate_half(x)·sin for each d-wide head, in one native pass, or undefined where not available:
+ * x [B, H, T, d], or the decoder's 2-D [B*T, H*d] (row r at position r % T); cos, sin [T, d].
+ */
+export function rotaryNative<T extends tf.Tensor>(x: T, cos: tf.Tensor2D, sin: tf.Tensor2D): T | undefined {
   if (!hasKernel(ROTARY)) return undefined;
-  return run(ROTARY, { x, cos, sin }) as tf.Tensor4D;
+  return runNative(ROTARY, { x, cos, sin }) as T;
+}
+
+/**
+ * Causal attention of B sequences' T new positions over a preallocated KV cache, appending their keys and
+ * values to it in place: q [B*T, H*d], k and v [B*T, Hkv*d] (q and k rotated), kcache and vcache
+ * [S, Hkv, C, d] float32, idx int32 [B, P] (P = past + T; idx[b][p] the slot holding sequence b's key and
+ * value at position p) -> [B*T, H*d]. Undefined where not available.
+ */
+export function cachedAttentionNative(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, kcache: tf.Tensor4D,
+  vcache: tf.Tensor4D, idx: tf.Tensor2D, heads: number, scale: number): tf.Tensor2D | undefined {
+  if (!hasKernel(CACHED_ATTENTION)) return undefined;
+  return runNative(CACHED_ATTENTION, { q, k, v, kcache, vcache, idx }, { heads, scale }) as tf.Tensor2D;
 }

@@ -4,7 +4,7 @@
 // them in `WeightsError.problems`, which the CLI prints under --verbose).
 import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
 import { UserError } from '../errors.ts';
-import type { STDtype } from './safetensors.ts';
+import type { STDtype, TensorLocation } from './safetensors.ts';
 
 /** A checkpoint that does not fit the config; `details` lists every problem (the message names the first few). */
 export class WeightsError extends UserError {}
@@ -19,9 +19,13 @@ export interface TensorSource {
   readFloat32(key: string): Float32Array;
   /** The file holding a tensor, for messages. */
   fileOf?(key: string): string;
-  /** Where the tensor's bytes are, so the native reader can load it without JavaScript. */
-  location?(key: string): { file: string; offset: number; dtype: string; count: number };
+  /** Where the tensor's bytes are in an open, validated file, so the native reader can load it without JavaScript. */
+  location?(key: string): TensorLocation;
 }
+
+/** `--weights-dtype`: 'auto' keeps weight matrices in their checkpoint dtype where the native kernels run; 'f32' widens all. */
+export const WEIGHTS_DTYPE_OPTIONS = ['auto', 'f32'] as const;
+export type WeightsDtypeOption = (typeof WEIGHTS_DTYPE_OPTIONS)[number];
 
 /** Which towers a model holds: 'vision' is `vpm.*` and `resampler.*` only. */
 export type ModelParts = 'all' | 'vision';

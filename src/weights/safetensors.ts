@@ -25,6 +25,19 @@ export class SafetensorsError extends UserError {}
 
 export interface TensorInfo { dtype: STDtype; shape: number[]; begin: number; end: number }
 
+/** A tensor's bytes in an open file (SafetensorsFile.location). */
+export interface TensorLocation {
+  /** The path, for messages only: reads go through `fd`. */
+  file: string;
+  fd: number;
+  /** "device:inode" and byte size of the file when it was opened and validated. */
+  fileId: string;
+  size: number;
+  offset: number;
+  dtype: STDtype;
+  count: number;
+}
+
 /** Largest single `readSync`/`writeSync` (Node rejects lengths >= 2 GiB). */
 export const MAX_IO_CHUNK = 1 << 30;
 /** Scratch buffer size for reads that convert dtype on the fly. */
@@ -191,14 +204,19 @@ export class SafetensorsFile {
   readonly metadata: Record<string, string>;
   /** Absolute file offset of the data section (8 + header length). */
   readonly dataStart: number;
+  /** The file's identity and size when it was opened and its header validated (fstat): "device:inode", bytes. */
+  readonly fileId: string;
+  readonly size: number;
   private fd: number | null;
   private readonly tensors: Map<string, TensorInfo>;
   private readonly chunk: number;
 
-  private constructor(path: string, fd: number, dataStart: number, metadata: Record<string, string>,
-    tensors: Map<string, TensorInfo>, chunk: number) {
+  private constructor(path: string, fd: number, fileId: string, size: number, dataStart: number,
+    metadata: Record<string, string>, tensors: Map<string, TensorInfo>, chunk: number) {
     this.path = path;
     this.fd = fd;
+    this.fileId = fileId;
+    this.size = size;
     this.dataStart = dataStart;
     this.metadata = metadata;
     this.tensors = tensors;
@@ -211,8 +229,10 @@ export class SafetensorsFile {
     if (!(Number.isSafeInteger(chunk) && chunk >= 8 && chunk % 8 === 0 && chunk <= MAX_IO_CHUNK)) {
       throw new SafetensorsError(`chunkBytes must be a multiple of 8 in [8, ${MAX_IO_CHUNK}], got ${chunk}`);
     }
-    // A regular file only: /dev/zero would pass the header checks forever, a named pipe would block.
-    const { fd, bytes: size } = openRegularFile(path, path, (m) => new SafetensorsError(m));
+    // A regular file only: /dev/zero would pass the header checks forever, a named pipe would block. Every
+    // later read goes through this descriptor (the native reader too), so the file validated here is the file
+    // read, whatever happens to the path; the native reader re-checks identity and size with fstat.
+    const { fd, bytes: size, id: fileId } = openRegularFile(path, path, (m) => new SafetensorsError(m));
     try {
       if (size < 8) throw new SafetensorsError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
@@ -227,7 +247,7 @@ export class SafetensorsFile {
       const header = new Uint8Array(headerLen);
       readFully(fd, header, 0, headerLen, 8, chunk, path);
       const { metadata, tensors } = parseHeader(header, size - 8 - headerLen, path);
-      return new SafetensorsFile(path, fd, 8 + headerLen, metadata, tensors, chunk);
+      return new SafetensorsFile(path, fd, fileId, size, 8 + headerLen, metadata, tensors, chunk);
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -257,10 +277,14 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** Where a tensor's bytes are: this file, absolute byte offset, dtype, element count. */
-  location(key: string): { file: string; offset: number; dtype: STDtype; count: number } {
+  /**
+   * Where a tensor's bytes are, for the native reader: this file (path for messages; the open descriptor and
+   * the identity and size it was validated with), absolute byte offset, dtype, element count.
+   */
+  location(key: string): TensorLocation {
     const t = this.info(key);
-    return { file: this.path, offset: this.dataStart + t.begin, dtype: t.dtype, count: numel(t.shape) };
+    return { file: this.path, fd: this.handle(), fileId: this.fileId, size: this.size, offset: this.dataStart + t.begin,
+      dtype: t.dtype, count: numel(t.shape) };
   }
 
   /** Any dtype widened/narrowed to float32: BF16 is exact (u16 << 16), F16 exact, F64 rounded, ints converted. */

@@ -2,12 +2,14 @@
 import readline from 'node:readline';
 import { bool, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
 import type { Command, CommandIO } from '../command.ts';
-import { BACKEND_FLAG, MODEL_FLAG, backendJson, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
+import { BACKEND_FLAG, MODEL_FLAG, WEIGHTS_DTYPE_FLAG, backendJson, loadWithProgress, modelDir, peakRssMiB, readMsgs, startBackend } from '../common.ts';
 import { UserError } from '../../errors.ts';
 import { loadImage } from '../../image/decode.ts';
-import { buildPrompt, ChatSession, encodePrompt, ORIGINAL_DEFAULTS, PromptError, tooLong, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
+import { buildPrompt, ChatSession, cleanOutput, encodePrompt, ORIGINAL_DEFAULTS, PromptError, tooLong, type AskOptions, type ChatMessage, type ChatReply, type DecodeMode } from '../../model/chat.ts';
 import { checkDecodeOptions, type DecodeRanges } from '../../model/generate.ts';
+import type { WeightsDtypeOption } from '../../model/minicpmv.ts';
 import { isBundledModel, loadModelConfig, loadTokenizer } from '../../model/model_dir.ts';
+import type { MiniCPMTokenizer } from '../../tokenizer/tokenizer.ts';
 
 /** The bundled random model would run to 2048 tokens without meeting EOS; keep its demo short. */
 const BUNDLED_MAX_NEW_TOKENS = 48;
@@ -29,6 +31,7 @@ const flags: FlagSpecs = {
   json: { type: 'boolean', help: 'print {answer, tokens, timings, backend, weights} as JSON (tokens: generated ids before clean-up)' },
   interactive: { type: 'boolean', short: 'i', help: 'keep the image and history, ask questions from stdin (/clear, /image PATH, /quit)' },
   ...BACKEND_FLAG,
+  ...WEIGHTS_DTYPE_FLAG,
 };
 
 /** The flag behind each decoding option, for messages. */
@@ -68,6 +71,26 @@ function summary(io: CommandIO, r: ChatReply, loadMs: number): void {
 const INTERACTIVE_HELP = 'interactive: type a question and press Enter; /clear starts a new conversation on the same image, ' +
   '/image PATH changes the image, /quit (or an empty line, or Ctrl-D) ends; Ctrl-C stops an answer.';
 
+/** A one-line status on stderr, redrawn at most every 100 ms: "beam search: step N | best so far". */
+function beamProgress(tokenizer: MiniCPMTokenizer, write: (s: string) => void = (s) => process.stderr.write(s)) {
+  let last = 0, shown = false;
+  return {
+    step(step: number, best: readonly number[]): void {
+      const now = performance.now();
+      if (now - last < 100) return;
+      last = now;
+      const text = cleanOutput(tokenizer, [...best]).replace(/\s+/g, ' ');
+      const width = Math.max(20, (process.stderr.columns ?? 100) - 32);
+      write(`\r\x1b[2Kbeam search: step ${step} | ${text.length > width ? `…${text.slice(-width + 1)}` : text}`);
+      shown = true;
+    },
+    clear(): void {
+      if (shown) write('\r\x1b[2K');
+      shown = false;
+    },
+  };
+}
+
 export const command: Command = {
   name: 'chat',
   summary: 'answer a question about an image',
@@ -104,36 +127,36 @@ export const command: Command = {
       if (e.truncated) io.err(`note: the prompt has ${e.fullLength} tokens; keeping the first ${e.ids.length}, as the original chat() does (${e.fullLength - e.ids.length} cut from the end)`);
     }
     const backend = await startBackend(io, str(p, 'backend'), json);
-    const { model, ms: loadMs } = await loadWithProgress(io, dir);
+    const { model, ms: loadMs } = await loadWithProgress(io, dir, { weightsDtype: str(p, 'weights-dtype') as WeightsDtypeOption });
     let session = new ChatSession(model, tokenizer, img);
     const streams = !json && opts.mode !== 'beam';
+    // Beam search settles its answer only at the end: on a terminal, show the step and the best beam so far.
+    const beamStatus = !json && opts.mode === 'beam' && io.isTTY ? beamProgress(tokenizer) : undefined;
     const ask = async (m: ChatMessage[]): Promise<ChatReply> => {
       // Ctrl-C stops this answer (the reply says so); outside an answer it keeps its usual meaning.
       const stop = new AbortController();
       const onSigint = () => stop.abort();
       process.on('SIGINT', onSigint);
-      const beamProgress = !json && opts.mode === 'beam' && io.isTTY;
       let r: ChatReply;
       try {
         r = await session.replyAsync(m, {
           ...opts, signal: stop.signal,
           onText: streams ? (d) => process.stdout.write(d) : undefined,
-          onStep: beamProgress ? (s) => {
+          onStep: beamStatus ? (s) => {
             if (s.kind !== 'beam') return;
-            const best = s.candidates.find((c) => c.fate === 'continues');
-            const ids = best ? [...s.beams[best.beam], best.token] : [];
-            io.err(`\r\x1b[2Kbeam step ${s.step}: ${tokenizer.decode(ids).replace(/\s+/g, ' ').slice(-60)}`, false);
+            const best = s.candidates.find((c) => c.fate === 'continues'); // candidates come best first
+            beamStatus.step(s.step, best ? [...s.beams[best.beam], best.token] : []);
           } : undefined,
         });
       } finally {
         process.off('SIGINT', onSigint);
-        if (beamProgress) io.err('\r\x1b[2K', false);
+        beamStatus?.clear();
       }
       if (json) {
         io.out(JSON.stringify({
           answer: r.answer, tokens: r.tokens, stopped: r.stopped, warnings: r.warnings,
           timings: { loadMs, ...r.timings, peakRssMiB: peakRssMiB() },
-          backend: backendJson(backend), weights: { dtype: 'f32', residentBytes: model.weightBytes() },
+          backend: backendJson(backend), weights: model.residentWeights(),
         }));
       } else if (streams) process.stdout.write('\n');
       else io.out(r.answer);

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import * as tf from '../../tfjs.ts';
 import { list, num, parseArgs, str, UsageError, type FlagSpecs } from '../args.ts';
 import { InputError, type Command } from '../command.ts';
-import { BACKEND_FLAG, MODEL_FLAG, loadWithProgress, modelDir, readMsgs, startBackend } from '../common.ts';
+import { BACKEND_FLAG, MODEL_FLAG, WEIGHTS_DTYPE_FLAG, loadWithProgress, modelDir, readMsgs, startBackend } from '../common.ts';
+import type { WeightsDtypeOption } from '../../model/minicpmv.ts';
 import { progress } from '../progress.ts';
 import { openRegularFile } from '../../files.ts';
 import { loadImage } from '../../image/decode.ts';
@@ -28,6 +29,7 @@ const flags: FlagSpecs = {
   'new-tokens': { type: 'int', metavar: 'N', default: 0, help: 'also run N greedy steps and record their ids as greedy.ids' },
   patch: { type: 'string', repeat: true, metavar: 'KEY=FILE', help: 'replace hook KEY\'s output with the tensor KEY (or the only tensor) of FILE' },
   ...BACKEND_FLAG,
+  ...WEIGHTS_DTYPE_FLAG,
 };
 
 function abbreviate(keys: string[]): string {
@@ -85,7 +87,7 @@ export const command: Command = {
     const pixels = preprocess(loadImage(image), cfg.vision.imageSize);
     await startBackend(io, str(p, 'backend'));
     const patches = readPatches((p.flags.patch as string[] | undefined) ?? [], valid);
-    const { model } = await loadWithProgress(io, dir);
+    const { model } = await loadWithProgress(io, dir, { weightsDtype: str(p, 'weights-dtype') as WeightsDtypeOption });
     const recorder = new ActivationRecorder(out);
     const selected = valid.filter(select).length;
     const bar = progress(io, 'tracing');

@@ -1,0 +1,111 @@
+// The native checkpoint reader reads the file that was validated, and refuses bad input with one line
+// (issue 13, defect 1): no TensorFlow check failure, no raw TensorFlow text, no read by path.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { initBackend, nativeAvailable } from '../src/backend/index.ts';
+import { loadNativeOps } from '../src/backend/native_ops.ts';
+import { NativeOpError, READ_TENSOR, readTensorNative, runNative, type FileTensor } from '../src/ops/native_kernels.ts';
+import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
+import { writeSafetensors } from '../src/weights/safetensors_writer.ts';
+
+const native = nativeAvailable();
+const ops = native.ok ? loadNativeOps() : undefined;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'read-checks-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+
+/** A checkpoint with one F32 tensor "a" = values, and a BF16 tensor "b". */
+function checkpoint(values: number[]): string {
+  const file = path.join(tmp, `w${n++}.safetensors`);
+  writeSafetensors(file, [
+    { name: 'a', dtype: 'F32', shape: [values.length], data: Float32Array.from(values) },
+    { name: 'b', dtype: 'BF16', shape: [4], data: Float32Array.from([1, 2, 3, 4]) },
+  ]);
+  return file;
+}
+
+/** The one-line error of fn, which must be a NativeOpError. */
+function oneLineError(fn: () => unknown): string {
+  let err: unknown;
+  try { fn(); } catch (e) { err = e; }
+  expect(err).toBeInstanceOf(NativeOpError);
+  const msg = (err as Error).message;
+  expect(msg).not.toContain('\n');
+  expect(msg).toMatch(/^MiniCPMReadTensor: /);
+  return msg;
+}
+
+describe('SafetensorsFile.open refuses what it cannot validate', () => {
+  it('a named pipe fails at once instead of waiting for a writer', () => {
+    const fifo = path.join(tmp, 'pipe.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => SafetensorsFile.open(fifo)).toThrow(SafetensorsError);
+    expect(() => SafetensorsFile.open(fifo)).toThrow(/not a regular file/);
+  });
+
+  it('a path with a NUL byte is refused, not cut at the NUL', () => {
+    const file = checkpoint([1, 2]);
+    expect(() => SafetensorsFile.open(`${file}\0.extra`)).toThrow(/cannot contain a NUL byte/);
+  });
+});
+
+describe.runIf(native.ok)('MiniCPMReadTensor reads the validated file', () => {
+  it.runIf(ops?.ok === true)('a file replaced at the same path after validation is not read: the open one is', async () => {
+    await initBackend('tensorflow');
+    const file = checkpoint([1, 2, 3]);
+    const f = SafetensorsFile.open(file);
+    const other = checkpoint([7, 8, 9]);
+    fs.renameSync(other, file); // the path now names another file
+    const t = readTensorNative(f.location('a'), [3])!;
+    expect(Array.from(t.dataSync())).toEqual([1, 2, 3]);
+    t.dispose();
+    f.close();
+  });
+
+  it.runIf(ops?.ok === true)('a file truncated or grown after validation is refused with one line', async () => {
+    await initBackend('tensorflow');
+    const file = checkpoint([1, 2, 3, 4, 5, 6]);
+    const f = SafetensorsFile.open(file);
+    const size = fs.statSync(file).size;
+    fs.truncateSync(file, size - 4);
+    expect(oneLineError(() => readTensorNative(f.location('a'), [6]))).toMatch(/changed since it was validated \(now \d+ bytes, was \d+\)/);
+    fs.truncateSync(file, size + 8);
+    expect(oneLineError(() => readTensorNative(f.location('b'), [4]))).toMatch(/changed since it was validated/);
+    f.close();
+  });
+
+  it.runIf(ops?.ok === true)('negative, out-of-range and malformed attributes fail with one line, never a check failure', async () => {
+    await initBackend('tensorflow');
+    const file = checkpoint([1, 2, 3]);
+    const f = SafetensorsFile.open(file);
+    const at: FileTensor = f.location('a');
+    // The op itself, past the wrapper's own checks.
+    const raw = (attrs: Partial<Record<string, unknown>>) => () => runNative(READ_TENSOR, {},
+      { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype, T: 'float32', ...attrs });
+    // Before: count -1 aborted the process in TF_AllocateOutput (exit 134).
+    expect(oneLineError(raw({ count: -1, offset: 8, dtype: 'F32' }))).toMatch(/count -1 is negative/);
+    expect(oneLineError(raw({ offset: -8 }))).toMatch(/offset -8 is negative/);
+    expect(oneLineError(raw({ count: 1e6 }))).toMatch(/lies beyond the file's \d+ bytes/);
+    expect(oneLineError(raw({ offset: at.size }))).toMatch(/lies beyond/);
+    expect(oneLineError(raw({ count: 2 ** 62 }))).toMatch(/lies beyond/);
+    expect(oneLineError(raw({ dtype: 'F64' }))).toMatch(/dtype must be F32, BF16 or F16/);
+    expect(oneLineError(raw({ T: 'int32' }))).toMatch(/T = int32 \(packed\) needs a BF16 or F16 tensor, got F32/);
+    expect(oneLineError(raw({ fd: -1 }))).toMatch(/is not a file descriptor/);
+    expect(oneLineError(raw({ file_id: '0:0' }))).toMatch(/not the validated file 0:0/);
+    const dirFd = fs.openSync(tmp, 'r');
+    try {
+      expect(oneLineError(raw({ fd: dirFd }))).toMatch(/is not a regular file/);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+    // The wrapper checks what it can before the op.
+    expect(oneLineError(() => readTensorNative({ ...at, count: 1.5 }, [3]))).toMatch(/count must be an integer/);
+    expect(oneLineError(() => readTensorNative(at, [4]))).toMatch(/holds 4 elements, not 3/);
+    f.close();
+    // A closed descriptor.
+    expect(oneLineError(() => readTensorNative(at, [3]))).toMatch(/Bad file descriptor|not the validated file/);
+  });
+});
