@@ -5,6 +5,7 @@
 // (bf16: the 16 bits become the high half of the float; f16: IEEE half to single), so a product that widens
 // in registers (MiniCPMLinear) gives what the float32 weight gives, with half the bytes read.
 import * as tf from '../tfjs.ts';
+import { f16ToF32Table } from '../weights/dtype.ts';
 
 export type PackedDtype = 'bf16' | 'f16';
 
@@ -33,18 +34,6 @@ export type Weight = tf.Tensor2D | PackedWeight;
 /** The logical [out, in] shape of a weight. */
 export const weightShape = (w: Weight): [number, number] => [w.shape[0], w.shape[1]] as [number, number];
 
-const f16Table = (() => {
-  let t: Float32Array | undefined;
-  return (): Float32Array => {
-    if (t) return t;
-    t = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-      t[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-    }
-    return t;
-  };
-})();
 
 /** Packed 16-bit values (int32 [..., K/2]) widened to float32 [..., K] in JavaScript: the reference for MiniCPMWiden. */
 export function widenOps(packed: tf.Tensor, dtype: PackedDtype): tf.Tensor {
@@ -55,7 +44,7 @@ export function widenOps(packed: tf.Tensor, dtype: PackedDtype): tf.Tensor {
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
   } else {
-    const table = f16Table();
+    const table = f16ToF32Table();
     for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]];
   }
   const shape = [...packed.shape];
