@@ -7,7 +7,8 @@
 // Each figure is the best of repeated timed runs after a warm-up, including dataSync(); the weights rotate
 // over several distinct matrices (~0.5 GB) for few rows, so those products read from memory, not caches.
 import * as tf from '../src/tfjs.ts';
-import { LINEAR, WIDEN, runNative } from '../src/ops/native_kernels.ts';
+import { LINEAR, WIDEN, linearNative, runNative } from '../src/ops/native_kernels.ts';
+import { PackedWeight } from '../src/ops/packed_weight.ts';
 import { BACKENDS, initBackend, nativeAvailable } from '../src/backend/index.ts';
 
 interface Shape { name: string; m: number; k: number; n: number }
@@ -66,8 +67,8 @@ for (const b of wanted) {
       const ms = timeIt(() => {
         const j = i++ % copies;
         const y = tf.tidy(() => way === 'MatMul f32' ? tf.matMul(x, wf[j], false, true)
-          : way === 'Linear f32' ? runNative(LINEAR, { x, w: wf[j] }, { T: 'float32', wtype: 'f32' })
-          : way === 'Linear bf16' ? runNative(LINEAR, { x, w: wb[j] }, { T: 'int32', wtype: 'bf16' })
+          : way === 'Linear f32' ? linearNative(x, wf[j])!
+          : way === 'Linear bf16' ? linearNative(x, new PackedWeight(wb[j], 'bf16'))!
           : tf.matMul(x, runNative(WIDEN, { x: wb[j] }, { wtype: 'bf16' }) as tf.Tensor2D, false, true));
         y.dataSync();
         y.dispose();

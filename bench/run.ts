@@ -1,9 +1,12 @@
-// The model benchmark: this project per backend against the PyTorch reference
-// on the same weights, and against the machine's limits, measured in one run.
+// The model benchmark: this project against the PyTorch reference in fp32 AND in bf16 (the dtype the
+// original card runs), on the same weights, with the machine's limits, all measured in one run.
 //   npm run bench        quick: the bundled tiny model
-//   npm run bench:full   the full-size architecture with random weights, made
-//                        once by `minicpmv random-weights` into a cache directory
-// Writes bench/RESULTS.md (markdown, with date, machine, versions) and bench/RESULTS.json (RESULTS-quick.* with --quick).
+//   npm run bench:full   the full-size architecture with random bf16 weights, made once by
+//                        `minicpmv random-weights` into a cache directory
+// Options: --model DIR, --reps N, --steps N, --long N (1000), --longest N (2000), --with-f32 (also this
+// project with --weights-dtype f32), --baseline DIR (also an older checkout of this project, with its own
+// node_modules and native build: its bench/measure.ts, for "no slower than before").
+// Writes bench/RESULTS.md and bench/RESULTS.json (RESULTS-quick.* with --quick). Ratios are same-run only.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,81 +37,122 @@ function modelDir(): string {
   return dir;
 }
 
-function runJson(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): Record<string, unknown> | { error: string } {
-  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 26 });
+type Result = Record<string, unknown>;
+function runJson(cmd: string, argv: string[], cwd = root): Result {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, argv, { cwd, encoding: 'utf8', env: process.env, maxBuffer: 1 << 26 });
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  log(`  ... ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (r.status !== 0 || !line) return { error: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ') || `exit ${r.status}` };
   return JSON.parse(line);
 }
 
 const dir = modelDir();
 const reps = arg('reps') ?? (full ? '2' : '3');
-const backends = (arg('backends') ?? (full ? 'tensorflow' : 'tensorflow,cpu')).split(',')
-  .filter((b) => b !== 'tensorflow' || nativeAvailable().ok);
-const results: Record<string, Record<string, unknown>> = {};
-for (const b of backends) {
-  log(`measuring this project on ${b} ...`);
-  results[b] = runJson(process.execPath, [path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(root, 'bench', 'measure.ts'),
-    '--model', dir, '--backend', b, '--reps', reps]) as Record<string, unknown>;
+const steps = arg('steps') ?? '8';
+const long = arg('long') ?? (full ? '1000' : '200');
+const longest = arg('longest') ?? (full ? '2000' : '300');
+const phase = ['--reps', reps, '--steps', steps, '--long', long, '--longest', longest];
+const tsx = (script: string, cwd = root) => [path.join(cwd, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(cwd, 'bench', script)];
+
+const impls: { name: string; result: Result }[] = [];
+const measure = (name: string, cmd: string, argv: string[], cwd = root) => {
+  log(`measuring ${name} ...`);
+  impls.push({ name, result: runJson(cmd, argv, cwd) });
+};
+if (nativeAvailable().ok) {
+  measure('minicpmv-ts (bf16 resident)', process.execPath, [...tsx('measure.ts'), '--model', dir, '--backend', 'tensorflow', ...phase]);
+  if (args.includes('--with-f32')) {
+    measure('minicpmv-ts (--weights-dtype f32)', process.execPath, [...tsx('measure.ts'), '--model', dir, '--backend', 'tensorflow',
+      '--weights-dtype', 'f32', ...phase]);
+  }
+} else {
+  measure('minicpmv-ts (cpu backend)', process.execPath, [...tsx('measure.ts'), '--model', dir, '--backend', 'cpu', ...phase]);
 }
-let pytorch: Record<string, unknown> | { error: string } = { error: 'reference/.venv is missing (see reference/README.md)' };
-let limits: Record<string, unknown> | { error: string } = { error: 'reference/.venv is missing' };
+const baseline = arg('baseline');
+if (baseline) {
+  measure('minicpmv-ts before (fp32 weights)', process.execPath, [...tsx('measure.ts', baseline), '--model', dir, '--backend', 'tensorflow',
+    '--reps', reps, '--decode-tokens', steps], baseline);
+}
+let limits: Result = { error: 'reference/.venv is missing (see reference/README.md)' };
 if (fs.existsSync(py)) {
-  log('measuring the PyTorch reference (fp32, same weights, same thread count) ...');
-  pytorch = runJson(py, [path.join(root, 'reference', 'bench.py'), '--model', dir, '--threads', String(threads), '--reps', reps]);
-  log('measuring the machine limits (matmul GFLOP/s, triad memory bandwidth) ...');
+  for (const dtype of ['fp32', 'bf16']) {
+    measure(`PyTorch ${dtype}`, py, [path.join(root, 'reference', 'bench.py'), '--model', dir, '--threads', String(threads), '--dtype', dtype, ...phase]);
+  }
+  log('measuring the machine limits (matmul GFLOP/s, triad and read bandwidth) ...');
   limits = runJson(py, [path.join(root, 'bench', 'limits.py'), '--threads', String(threads)]);
 }
 
 // ---- report ----
 const num = (v: unknown, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '–');
-const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? (a / b).toFixed(2) : '–');
-const pt = pytorch as Record<string, number>;
+const ours = impls[0].result;
+const pt = (dtype: string) => impls.find((i) => i.name === `PyTorch ${dtype}`)?.result ?? { error: 'not run' };
 const lim = limits as Record<string, number>;
 const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
 const date = new Date().toISOString().slice(0, 10);
+const sec = (ms: unknown) => (typeof ms === 'number' ? ms / 1000 : undefined);
+// [label, key, format, better: 'lower' | 'higher']
+const ROWS: [string, (r: Result) => number | undefined, number, 'lower' | 'higher'][] = [
+  ['load s', (r) => sec(r.loadMs), 2, 'lower'],
+  ['image encode s', (r) => sec(r.encodeMs), 2, 'lower'],
+  ['prefill (80 tokens) tok/s', (r) => r.prefillTokPerS as number, 1, 'higher'],
+  [`greedy step ms, ${80} context`, (r) => (r.greedyStepMs_short ?? r.decodeMsPerToken) as number, 1, 'lower'],
+  [`greedy step ms, ${long} context`, (r) => r.greedyStepMs_long as number, 1, 'lower'],
+  [`beam-3 step ms, 80 context`, (r) => r.beam3StepMs_short as number, 1, 'lower'],
+  [`beam-3 step ms, ${long} context`, (r) => r.beam3StepMs_long as number, 1, 'lower'],
+  ['decode ms/token, 100 context', (r) => r.decodeMs_100 as number, 1, 'lower'],
+  [`decode ms/token, ${longest} context`, (r) => r.decodeMs_longest as number, 1, 'lower'],
+  ['peak RSS GiB, 80 context', (r) => (r.peakGiB_short ?? r.peakGiB) as number, 2, 'lower'],
+  [`peak RSS GiB, beams at ${long} context`, (r) => r.peakGiB_long as number, 2, 'lower'],
+  ['peak RSS GiB, whole run', (r) => r.peakGiB as number, 2, 'lower'],
+];
+const ratio = (a: number | undefined, b: number | undefined, better: 'lower' | 'higher') =>
+  a !== undefined && b !== undefined && a > 0 && b > 0 ? (better === 'lower' ? b / a : a / b).toFixed(2) : '–';
+const head = impls.map((i) => i.name);
 const lines: string[] = [
   `# Benchmark results (${full ? 'full-size architecture, random weights' : 'bundled tiny model'})`, '',
   `- date: ${date}; machine: ${cpuModel}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.platform()}/${os.arch()}`,
-  `- model: ${path.relative(root, dir).startsWith('..') ? (full && !arg('model') ? 'random full-size bf16 checkpoint (minicpmv random-weights, seed 0)' : path.basename(dir)) : path.relative(root, dir)}; ` +
-    `${reps} timed repetitions after a warm-up, medians`,
-  `- versions: Node ${process.version}, @tensorflow/tfjs-core 4.22.0, TensorFlow C API ${(Object.values(results)[0] as Record<string, unknown>)?.tfVersion ?? '–'}; ` +
-    `PyTorch ${pt.torch ?? '–'} (${threads} threads)`,
+  `- model: ${full && !arg('model') ? 'random full-size bf16 checkpoint (minicpmv random-weights, seed 0)' : path.basename(dir)}; ` +
+    `${reps} timed repetitions of encode/prefill, ${steps} timed steps per step figure, medians`,
+  `- versions: Node ${process.version}, @tensorflow/tfjs-core 4.22.0, TensorFlow C API ${ours.tfVersion ?? '–'}; ` +
+    `PyTorch ${pt('fp32').torch ?? '–'} (${threads} threads); ${ours.backendLine ?? ''}`,
   `- machine limits (same run): best fp32 matmul ${num(lim.matmulGflops, 1)} GFLOP/s (torch); ` +
-    `triad bandwidth ${num(lim.triadGBs, 1)} GB/s; read bandwidth ${num(lim.readGBs, 1)} GB/s`,
-  '',
-  '| implementation | load s | load peak GiB | image encode s | prefill tok/s | decode ms/token | decode tok/s | peak RSS GiB |',
-  '|---|---|---|---|---|---|---|---|',
+    `triad ${num(lim.triadGBs, 1)} GB/s; read ${num(lim.readGBs, 1)} GB/s`,
+  '', `| | ${head.join(' | ')} | ratio vs PyTorch bf16 | ratio vs PyTorch fp32 |`, `|---|${head.map(() => '---').join('|')}|---|---|`,
 ];
-const row = (name: string, r: Record<string, unknown>) => 'error' in r
-  ? `| ${name} | error: ${String(r.error).slice(0, 120)} |||||||`
-  : `| ${name} | ${num((r.loadMs as number) / 1000)} | ${num(r.loadPeakGiB)} | ${num((r.encodeMs as number) / 1000)} | ${num(r.prefillTokPerS, 1)} | ` +
-    `${num(r.decodeMsPerToken, 1)} | ${num(r.decodeTokPerS, 2)} | ${num(r.peakGiB)} |`;
-for (const [b, r] of Object.entries(results)) lines.push(row(`minicpmv-ts, ${b}`, r));
-lines.push(row('PyTorch reference, fp32', pytorch as Record<string, unknown>));
-lines.push('', '| ratio (minicpmv-ts / PyTorch; > 1 is faster) | image encode | prefill | decode |', '|---|---|---|---|');
-for (const [b, r] of Object.entries(results)) {
-  if ('error' in r || 'error' in pytorch) continue;
-  lines.push(`| ${b} | ${ratio(pt.encodeMs, r.encodeMs)} | ${ratio(r.prefillTokPerS, pt.prefillTokPerS)} | ${ratio(pt.decodeMsPerToken, r.decodeMsPerToken)} |`);
+for (const [label, get, d, better] of ROWS) {
+  const vals = impls.map((i) => ('error' in i.result ? undefined : get(i.result)));
+  lines.push(`| ${label} | ${vals.map((v) => num(v, d)).join(' | ')} | ${ratio(vals[0], get(pt('bf16')), better)} | ${ratio(vals[0], get(pt('fp32')), better)} |`);
 }
-const tfr = results.tensorflow as Record<string, number> | undefined;
-if (tfr && !('error' in tfr)) {
-  const llmBytes = tfr.decodeBytesPerToken; // fp32 weights a decode step reads (all llm tensors but embed_tokens)
-  lines.push('', `- memory: resident weights ${num(tfr.weightGiB)} GiB float32 for ${(tfr.params / 1e9).toFixed(3)} B parameters ` +
-    `(theory: ${(tfr.params * 4 / 2 ** 30).toFixed(2)} GiB); peak RSS ${num(tfr.peakGiB)} GiB.`);
+for (const i of impls) if ('error' in i.result) lines.push('', `- ${i.name}: error: ${String(i.result.error).slice(0, 300)}`);
+lines.push('', 'Ratios: > 1 means minicpmv-ts (first column) is better (faster, or less memory).');
+if (!('error' in ours)) {
+  const w = ours.weights as { dtype: string; residentBytes: number };
+  const bytes = ours.decodeBytesPerToken as number, params = bytes / (w.dtype === 'f32' ? 4 : 2);
+  lines.push('', `- weights: ${w.dtype} resident, ${num(w.residentBytes / 2 ** 30)} GiB; load ${num(sec(ours.loadMs))} s vs a raw read of the ` +
+    `checkpoint (${num((ours.checkpointBytes as number) / 1e9)} GB) just before it ${num(sec(ours.rawReadMs))} s: ` +
+    `${num((ours.loadMs as number) / (ours.rawReadMs as number))}x.`);
+  lines.push(`- beam-3 step / greedy step: ${num((ours.beam3StepMs_short as number) / (ours.greedyStepMs_short as number))} at 80 context, ` +
+    `${num((ours.beam3StepMs_long as number) / (ours.greedyStepMs_long as number))} at ${long}; decode at ${longest} / at 100: ` +
+    `${num((ours.decodeMs_longest as number) / (ours.decodeMs_100 as number))}.`);
   if (typeof lim.readGBs === 'number') {
-    const boundMs = (llmBytes / (lim.readGBs * 1e9)) * 1000;
-    lines.push(`- decode vs the memory-bandwidth bound: ~${(llmBytes / 1e9).toFixed(2)} GB of fp32 weights read per token / ` +
-      `${num(lim.readGBs, 1)} GB/s = ${boundMs.toFixed(0)} ms/token; measured ${num(tfr.decodeMsPerToken, 0)} ms/token = ` +
-      `${((boundMs / tfr.decodeMsPerToken) * 100).toFixed(0)}% of the bound.`);
+    const bound = (b: number) => (b / (lim.readGBs * 1e9)) * 1000;
+    const b16 = bound(params * 2), b32 = bound(params * 4), step = ours.greedyStepMs_short as number;
+    lines.push(`- decode vs the read-bandwidth bound: ${num(params * 2 / 1e9)} GB of bf16 weights per token / ${num(lim.readGBs, 1)} GB/s = ` +
+      `${num(b16, 0)} ms (fp32: ${num(params * 4 / 1e9)} GB, ${num(b32, 0)} ms); greedy step ${num(step, 0)} ms = ` +
+      `${num((100 * b16) / step, 0)}% of the bf16 bound.`);
+  }
+  const b16 = pt('bf16');
+  if (!('error' in b16)) {
+    lines.push(`- greedy decode tok/s vs PyTorch bf16: ${num((b16.greedyStepMs_short as number) / (ours.greedyStepMs_short as number))}x; ` +
+      `peak RSS (beams at ${long}) vs PyTorch bf16: ${num((ours.peakGiB_long as number) / (b16.peakGiB_long as number))}x.`);
   }
 }
 const md = lines.join('\n') + '\n';
 const out = path.join(root, 'bench', full ? 'RESULTS.md' : 'RESULTS-quick.md');
 fs.writeFileSync(out, md);
 // Paths of this machine stay out of the committed results.
-const json = JSON.stringify({ date, full, model: path.basename(dir), results, pytorch, limits }, null, 2)
-  .split(root + path.sep).join('').split(dir).join(`<${path.basename(dir)}>`);
-fs.writeFileSync(out.replace(/\.md$/, '.json'), json + '\n');
+const scrub = (s: string) => [root + path.sep, dir, baseline ?? '\0'].reduce((t, p) => t.split(p).join(p === dir ? `<${path.basename(dir)}>` : ''), s);
+fs.writeFileSync(out.replace(/\.md$/, '.json'), scrub(JSON.stringify({ date, full, model: path.basename(dir), impls, limits }, null, 2)) + '\n');
 process.stdout.write(md);
 log(`wrote ${path.relative(root, out)} and its .json`);

@@ -2,8 +2,8 @@
 // loaded (same libtensorflow, same op registry) and run through TF.js's `tensorflow` backend like any
 // built-in op. Each op is one section below, in this order: formula, helpers, shape check, compute.
 //
-//   MiniCPMLinear(x: float [M, K], w: [N, K] float or [N, K/2] int32 (two bf16/f16 per word); wtype)
-//     -> y [M, N]: y = x wᵀ (nn.Linear, W in PyTorch [out, in] layout), 16-bit weights widened in registers.
+//   MiniCPMLinear(x: float [M, K], w: 1-8 x ([N, K] float or [N, K/2] int32, two bf16/f16 per word); wtype)
+//     -> y: [M, N] each: y = x wᵀ (nn.Linear, W in PyTorch [out, in] layout), 16-bit weights widened in registers.
 //   MiniCPMWiden(x: int32 [..., K/2]; wtype) -> y: float [..., K]: packed 16-bit values to float32.
 //   MiniCPMReadTensor(; fd, file_id, size, offset, count, dtype, T) -> y: T: a safetensors tensor read from
 //     an open, validated file: float32 (widened) or, for bf16/f16 with T = int32, the stored values packed.
@@ -270,25 +270,30 @@ void ParallelFor(int64_t n, bool parallel, F&& fn) {
 }
 
 // ====================================================================================================
-// MiniCPMLinear(x: float [M, K], w: T [N, K] or [N, K/2]; wtype: 'f32'|'bf16'|'f16') -> y: float [M, N]
-//   y[m, n] = sum_k x[m, k] * W[n, k]           (nn.Linear, W in PyTorch [out, in] layout)
+// MiniCPMLinear(x: float [M, K], w: N x T [N_j, K] or [N_j, K/2]; wtype: 'f32'|'bf16'|'f16')
+//   -> y: N x float [M, N_j]
+//   y_j[m, n] = sum_k x[m, k] * W_j[n, k]        (nn.Linear, W in PyTorch [out, in] layout)
+// One call takes the 1-8 weights that multiply the same x (q, k and v; gate and up) and streams them in one
+// parallel loop.
 // W is float32 [N, K] (wtype f32), or a checkpoint's 16-bit values as stored, two per int32: int32
 // [N, K/2] with element 2j in the low half of word j (wtype bf16 or f16; this is the file's byte order).
 // 16-bit weights are widened to fp32 in registers (bf16: a 16-bit shift, exact; f16: vcvtph2ps, exact);
 // x is never rounded and every product and sum is fp32.
 //
-// Every output element is summed the same way whatever M and the weight type: lane j of a 16-wide (AVX2:
-// 8-wide) accumulator takes k = j, j+16, ..., the lanes are added by the same reduction, then the k left
-// over one by one. So a bf16 weight gives bit for bit what its fp32 widening gives, and decode rows equal
-// prefill rows. Two paths:
-//   - M <= 8 (decode steps, beams): bound by reading W. Each thread takes chunks of W's rows and reads each
-//     row once for all M rows, G rows at a time (G = 8..3 by M) so that G*M independent accumulators keep
-//     the FMA units busy instead of waiting on one dependency chain.
-//   - M > 8 (prefill, image encode): tiles of R = 4 rows of x by G = 6 rows of W, whose rows stay in L1
-//     while the tile walks the rows of an L2-sized block of x; W is read once per block of x.
+// The weight type never changes the arithmetic: the same kernel runs a float32 weight and a 16-bit one
+// (widened exactly), with the same summation order, so a bf16 weight gives bit for bit what its float32
+// widening gives. Two paths, each with its fixed order:
+//   - M <= 8 (decode steps, beams): bound by reading W. Each thread takes chunks of 64 rows of W and reads
+//     them front to back, each row once for all M rows of x (RowAvx512: 16-lane blocks into 8/M
+//     accumulators per row, added in a fixed order, then the lanes, then the tail).
+//   - M > 8 (prefill): tiles of R = 4 rows of x by G = 6 rows of W (AVX2: 3 x 3), whose rows stay in L1
+//     while the tile walks the rows of an L2-sized block of x; W is read once per block of x. (From 256
+//     rows on, TensorFlow's MatMul on the widened weight is as fast: src/ops/native_kernels.ts.)
 // ====================================================================================================
 
 enum class WType { F32, BF16, F16 };
+enum class Isa { Scalar, Avx2, Avx512 };
+Isa g_isa = Isa::Scalar;  // the widest vector path this CPU runs (set at load)
 
 inline int64_t WBytes(WType t) { return t == WType::F32 ? 4 : 2; }
 
@@ -404,6 +409,102 @@ MINICPM_AVX2 void TileAvx2(const float* x, int64_t ldx, const void* w, int64_t K
   }
 }
 
+// One row of W against R rows of x: y[r * ldy] = sum_k x[r * ldx + k] * W[k] (the M <= 8 path). The row is
+// read front to back, U blocks of 16 (AVX2: 8) at a time into R x U independent accumulators (enough chains
+// to cover the FMA latency), so each thread reads one contiguous stretch of W: one sequential stream per
+// core, which this memory system serves faster than several interleaved rows (measured 50 vs 44 GB/s on
+// two cores, 30 vs 23 on one). Block b of the row goes to accumulator b % U; the U accumulators are added
+// in a fixed order, then the lanes, then the tail.
+template <WType T, int R, int U>
+MINICPM_AVX512 void RowAvx512(const float* x, int64_t ldx, const void* w, int64_t K, float* y, int64_t ldy) {
+  __m512 acc[R][U];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) acc[r][u] = _mm512_setzero_ps();
+  }
+  int64_t k = 0;
+  for (; k + 16 * U <= K; k += 16 * U) {
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) {
+      const __m512 wv = Load16<T>(w, k + 16 * u);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][u] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * ldx + k + 16 * u), acc[r][u]);
+    }
+  }
+  for (int u = 0; k + 16 <= K; k += 16, u++) {  // fewer than U blocks left
+    const __m512 wv = Load16<T>(w, k);
+    for (int r = 0; r < R; r++) acc[r][u] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * ldx + k), acc[r][u]);
+  }
+  for (int r = 0; r < R; r++) {
+    __m512 sum = acc[r][0];
+    for (int u = 1; u < U; u++) sum = _mm512_add_ps(sum, acc[r][u]);
+    float t = _mm512_reduce_add_ps(sum);
+    for (int64_t j = k; j < K; j++) t += x[r * ldx + j] * WidenOne<T>(w, j);
+    y[r * ldy] = t;
+  }
+}
+
+template <WType T, int R, int U>
+MINICPM_AVX2 void RowAvx2(const float* x, int64_t ldx, const void* w, int64_t K, float* y, int64_t ldy) {
+  __m256 acc[R][U];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) acc[r][u] = _mm256_setzero_ps();
+  }
+  int64_t k = 0;
+  for (; k + 8 * U <= K; k += 8 * U) {
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) {
+      const __m256 wv = Load8<T>(w, k + 8 * u);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * ldx + k + 8 * u), acc[r][u]);
+    }
+  }
+  for (int u = 0; k + 8 <= K; k += 8, u++) {
+    const __m256 wv = Load8<T>(w, k);
+    for (int r = 0; r < R; r++) acc[r][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * ldx + k), acc[r][u]);
+  }
+  for (int r = 0; r < R; r++) {
+    __m256 sum = acc[r][0];
+    for (int u = 1; u < U; u++) sum = _mm256_add_ps(sum, acc[r][u]);
+    float t = Sum8(sum);
+    for (int64_t j = k; j < K; j++) t += x[r * ldx + j] * WidenOne<T>(w, j);
+    y[r * ldy] = t;
+  }
+}
+
+using RowFn = void (*)(const float*, int64_t, const void*, int64_t, float*, int64_t);
+
+// The row function for R rows of x (1..8) on this CPU: U = 8/R accumulators per row, at least 2 (AVX2: at
+// least 1, within 16 registers).
+template <WType T>
+RowFn RowFor(int R) {
+  if (g_isa == Isa::Avx512) {
+    switch (R) {
+      case 1: return &RowAvx512<T, 1, 8>;
+      case 2: return &RowAvx512<T, 2, 4>;
+      case 3: return &RowAvx512<T, 3, 4>;
+      case 4: return &RowAvx512<T, 4, 2>;
+      case 5: return &RowAvx512<T, 5, 2>;
+      case 6: return &RowAvx512<T, 6, 2>;
+      case 7: return &RowAvx512<T, 7, 2>;
+      default: return &RowAvx512<T, 8, 2>;
+    }
+  }
+  switch (R) {
+    case 1: return &RowAvx2<T, 1, 8>;
+    case 2: return &RowAvx2<T, 2, 4>;
+    case 3: return &RowAvx2<T, 3, 3>;
+    case 4: return &RowAvx2<T, 4, 2>;
+    case 5: return &RowAvx2<T, 5, 2>;
+    case 6: return &RowAvx2<T, 6, 2>;
+    case 7: return &RowAvx2<T, 7, 1>;
+    default: return &RowAvx2<T, 8, 1>;
+  }
+}
+
 template <WType T>
 void TileScalar(const float* x, int64_t ldx, const void* w, int64_t K, float* y, int64_t ldy, int R, int G) {
   const char* wb = static_cast<const char*>(w);
@@ -416,26 +517,17 @@ void TileScalar(const float* x, int64_t ldx, const void* w, int64_t K, float* y,
   }
 }
 
-enum class Isa { Scalar, Avx2, Avx512 };
-Isa g_isa = Isa::Scalar;
 
 using TileFn = void (*)(const float*, int64_t, const void*, int64_t, float*, int64_t);
 
-// The tile function for R rows of x by G rows of W on this CPU. Only the pairs TileG and the GEMM path ask
-// for (and their smaller remainders) are built: R * G + G + 1 vector registers at most.
+// The GEMM tile function for R <= 4 rows of x by G rows of W on this CPU: the full tile (AVX-512 4 x 6,
+// AVX2 3 x 3) and the smaller ones at the edges (fewer rows of x; one row of W).
 template <WType T, int R>
 TileFn TileFor(int G) {
-  if (g_isa == Isa::Avx512) {
-    if constexpr (R <= 2) if (G == 8) return &TileAvx512<T, R, 8>;
-    if constexpr (R <= 4) if (G == 6) return &TileAvx512<T, R, 6>;
-    if constexpr (R <= 6) if (G == 4) return &TileAvx512<T, R, 4>;
-    if (G == 3) return &TileAvx512<T, R, 3>;
-    if (G == 2) return &TileAvx512<T, R, 2>;
-    return &TileAvx512<T, R, 1>;
+  if (g_isa == Isa::Avx512) return G == 6 ? &TileAvx512<T, R, 6> : &TileAvx512<T, R, 1>;
+  if constexpr (R <= 3) {
+    if (G == 3) return &TileAvx2<T, R, 3>;
   }
-  if constexpr (R <= 2) if (G == 4) return &TileAvx2<T, R, 4>;
-  if constexpr (R <= 3) if (G == 3) return &TileAvx2<T, R, 3>;
-  if constexpr (R <= 6) if (G == 2) return &TileAvx2<T, R, 2>;
   return &TileAvx2<T, R, 1>;
 }
 
@@ -445,18 +537,8 @@ TileFn TileRG(int R, int G) {
     case 1: return TileFor<T, 1>(G);
     case 2: return TileFor<T, 2>(G);
     case 3: return TileFor<T, 3>(G);
-    case 4: return TileFor<T, 4>(G);
-    case 5: return TileFor<T, 5>(G);
-    case 6: return TileFor<T, 6>(G);
-    case 7: return TileFor<T, 7>(G);
-    default: return TileFor<T, 8>(G);
+    default: return TileFor<T, 4>(G);
   }
-}
-
-// Rows of W per tile: as many as the registers allow (AVX-512: 32, AVX2: 16 vector registers).
-int TileG(int R) {
-  if (g_isa == Isa::Avx512) return R <= 2 ? 8 : R <= 4 ? (R == 3 ? 6 : 4) : R <= 6 ? 4 : 3;
-  return R <= 2 ? 4 : R == 3 ? 3 : R <= 6 ? 2 : 1;
 }
 
 // y [M, N] = x [M, K] · Wᵀ for rows [m0, m1) of x and [n0, n1) of W, in R x G tiles (n outer: a tile's G
@@ -489,29 +571,48 @@ void LinearBlock(const float* x, const void* w, int64_t K, int64_t N, float* y, 
 
 constexpr int64_t kLinearRowsMax = 8;
 
+// One product of a MiniCPMLinear call: W [N, K] (f32 or packed) into y [M, N].
+struct LinearJob {
+  const void* w;
+  int64_t N;
+  float* y;
+};
+
+// y_j = x · W_jᵀ for every job j, all in one parallel loop: the weights of one input (q, k and v; gate and
+// up) stream back to back without an idle gap between them.
 template <WType T>
-void Linear(const float* x, int64_t M, int64_t K, const void* w, int64_t N, float* y) {
-  const bool parallel = M * N * K > (1 << 16);
-  if (M <= kLinearRowsMax) {
-    // Chunks of W's rows (a multiple of the tile's G); each thread reads its rows once for all M rows.
-    const int R = static_cast<int>(M), G = g_isa == Isa::Scalar ? 1 : TileG(R);
-    const int64_t rows = G * ((64 + G - 1) / G);
-    ParallelFor((N + rows - 1) / rows, parallel, [&](int64_t i) {
-      const int64_t n0 = i * rows, n1 = n0 + rows < N ? n0 + rows : N;
-      LinearBlock<T>(x, w, K, N, y, 0, M, n0, n1, R, G);
-    });
-    return;
+void Linear(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_jobs) {
+  int64_t work = 0;
+  for (int j = 0; j < n_jobs; j++) work += M * jobs[j].N * K;
+  const bool parallel = work > (1 << 16);
+  // Each job splits into tasks: chunks of W's rows for few rows of x, blocks of (x rows, W rows) for many.
+  const bool rows_path = M <= kLinearRowsMax;
+  const int R = rows_path ? static_cast<int>(M) : g_isa == Isa::Avx512 ? 4 : 3;
+  const int G = g_isa == Isa::Scalar || rows_path ? 1 : g_isa == Isa::Avx512 ? 6 : 3;
+  // Rows path: chunks of 64 W rows, read one after the other. GEMM: x blocks that fit in L2 (~512 KB) by 96 W rows.
+  const int64_t nc = rows_path ? 64 : 96;
+  int64_t mc = M;
+  if (!rows_path) {
+    mc = (512 * 1024) / (4 * (K > 0 ? K : 1));
+    mc = mc < R ? R : mc - mc % R;
+    if (mc > M) mc = M;
   }
-  // Blocks of x that fit in L2 (~512 KB) by chunks of 96 rows of W; tiles of 4 x 6 (AVX2: 3 x 3).
-  const int R = g_isa == Isa::Avx512 ? 4 : 3, G = g_isa == Isa::Avx512 ? 6 : 3;
-  int64_t mc = (512 * 1024) / (4 * (K > 0 ? K : 1));
-  mc = mc < R ? R : mc - mc % R;
-  if (mc > M) mc = M;
-  const int64_t nc = 96;
-  const int64_t mb = (M + mc - 1) / mc, nb = (N + nc - 1) / nc;
-  ParallelFor(mb * nb, parallel, [&](int64_t i) {
-    const int64_t m0 = (i / nb) * mc, n0 = (i % nb) * nc;
-    LinearBlock<T>(x, w, K, N, y, m0, m0 + mc < M ? m0 + mc : M, n0, n0 + nc < N ? n0 + nc : N, R, G);
+  const int64_t mb = (M + mc - 1) / mc;
+  int64_t first[9] = {0};
+  for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + mb * ((jobs[j].N + nc - 1) / nc);
+  const RowFn row_fn = rows_path && g_isa != Isa::Scalar ? RowFor<T>(R) : nullptr;
+  ParallelFor(first[n_jobs], parallel, [&](int64_t task) {
+    int j = 0;
+    while (task >= first[j + 1]) j++;
+    const int64_t i = task - first[j], nb = (jobs[j].N + nc - 1) / nc;
+    const int64_t m0 = (i / nb) * mc, n0 = (i % nb) * nc, N = jobs[j].N;
+    const int64_t n1 = n0 + nc < N ? n0 + nc : N;
+    if (row_fn) {
+      const char* wb = static_cast<const char*>(jobs[j].w);
+      for (int64_t n = n0; n < n1; n++) row_fn(x, K, wb + n * K * WBytes(T), K, jobs[j].y + n, N);
+      return;
+    }
+    LinearBlock<T>(x, jobs[j].w, K, N, jobs[j].y, m0, m0 + mc < M ? m0 + mc : M, n0, n1, R, G);
   });
 }
 
@@ -540,30 +641,47 @@ void* CreateLinear(TF_OpKernelConstruction* ctx) { return CreateWType(ctx, "Mini
 void* CreateWiden(TF_OpKernelConstruction* ctx) { return CreateWType(ctx, "MiniCPMWiden"); }
 void DeleteLinear(void* p) { delete static_cast<LinearAttrs*>(p); }
 
+constexpr int kMaxLinearWeights = 8;
+
 void ComputeLinear(void* p, TF_OpKernelContext* ctx) {
   const WType wt = static_cast<LinearAttrs*>(p)->wtype;
-  RunKernel(
-      ctx, 2,
-      [wt](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
-        TF_Tensor *x = in[0], *w = in[1];
-        const bool packed = wt != WType::F32;
-        if (TF_TensorType(w) != (packed ? TF_INT32 : TF_FLOAT)) {
-          return "MiniCPMLinear: w must be float32 for wtype f32 and int32 (two 16-bit values per word) for bf16/f16";
-        }
-        if (TF_NumDims(x) != 2 || TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) * (packed ? 2 : 1)) {
-          return packed ? "MiniCPMLinear: expects x [M, K] and packed w [N, K/2]" : "MiniCPMLinear: expects x [M, K] and w [N, K]";
-        }
-        *dims = {TF_Dim(x, 0), TF_Dim(w, 0)};
-        return nullptr;
-      },
-      [wt](TF_Tensor** in, float* y) {
-        const int64_t M = TF_Dim(in[0], 0), K = TF_Dim(in[0], 1), N = TF_Dim(in[1], 0);
-        const float* x = Data(in[0]);
-        const void* w = TF_TensorData(in[1]);
-        if (wt == WType::F32) Linear<WType::F32>(x, M, K, w, N, y);
-        else if (wt == WType::BF16) Linear<WType::BF16>(x, M, K, w, N, y);
-        else Linear<WType::F16>(x, M, K, w, N, y);
-      });
+  const bool packed = wt != WType::F32;
+  TF_Status* status = TF_NewStatus();
+  const int n = TF_NumInputs(ctx) - 1;
+  TF_Tensor* in[kMaxLinearWeights + 1] = {};
+  TF_Tensor* out[kMaxLinearWeights] = {};
+  const char* err = n < 1 || n > kMaxLinearWeights ? "MiniCPMLinear: takes 1 to 8 weights" : nullptr;
+  for (int i = 0; !err && i <= n && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
+  if (!err && TF_GetCode(status) == TF_OK) {
+    TF_Tensor* x = in[0];
+    if (TF_NumDims(x) != 2) err = "MiniCPMLinear: expects x [M, K]";
+    for (int i = 1; !err && i <= n; i++) {
+      TF_Tensor* w = in[i];
+      if (TF_TensorType(w) != (packed ? TF_INT32 : TF_FLOAT)) {
+        err = "MiniCPMLinear: w must be float32 for wtype f32 and int32 (two 16-bit values per word) for bf16/f16";
+      } else if (TF_NumDims(w) != 2 || TF_Dim(x, 1) != TF_Dim(w, 1) * (packed ? 2 : 1)) {
+        err = packed ? "MiniCPMLinear: expects x [M, K] and packed w [N, K/2]" : "MiniCPMLinear: expects x [M, K] and w [N, K]";
+      }
+    }
+  }
+  if (err) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
+  LinearJob jobs[kMaxLinearWeights];
+  const int64_t M = in[0] ? TF_Dim(in[0], 0) : 0, K = in[0] ? TF_Dim(in[0], 1) : 0;
+  for (int i = 0; i < n && TF_GetCode(status) == TF_OK; i++) {
+    const int64_t N = TF_Dim(in[i + 1], 0), dims[2] = {M, N};
+    out[i] = TF_AllocateOutput(ctx, i, TF_FLOAT, dims, 2, sizeof(float) * M * N, status);
+    if (TF_GetCode(status) == TF_OK) jobs[i] = {TF_TensorData(in[i + 1]), N, static_cast<float*>(TF_TensorData(out[i]))};
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    const float* x = Data(in[0]);
+    if (wt == WType::F32) Linear<WType::F32>(x, M, K, jobs, n);
+    else if (wt == WType::BF16) Linear<WType::BF16>(x, M, K, jobs, n);
+    else Linear<WType::F16>(x, M, K, jobs, n);
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
+  for (TF_Tensor* t : out) if (t) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
 }
 
 // ====================================================================================================
@@ -1293,8 +1411,8 @@ void RegisterOp(const OpSpec& op, TF_Status* status) {
 bool Register(const char** error) {
   const char* f = "y: float";
   const OpSpec ops[] = {
-      {"MiniCPMLinear", {"x: float", "w: T"}, {"T: {float, int32}", "wtype: string"}, f, false, &CreateLinear,
-       &ComputeLinear, &DeleteLinear},
+      {"MiniCPMLinear", {"x: float", "w: N * T"}, {"N: int >= 1", "T: {float, int32}", "wtype: string"}, "y: N * float",
+       false, &CreateLinear, &ComputeLinear, &DeleteLinear},
       {"MiniCPMWiden", {"x: int32"}, {"wtype: string"}, f, false, &CreateWiden, &ComputeWiden, &DeleteLinear},
       {"MiniCPMReadTensor", {}, {"fd: int", "file_id: string", "size: int", "offset: int", "count: int", "dtype: string",
        "T: {float, int32}"}, "y: T", true, &CreateReadTensor, &ComputeReadTensor, &DeleteReadTensor},

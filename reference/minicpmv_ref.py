@@ -1,5 +1,10 @@
 """Independent PyTorch reference of MiniCPM-V v1 (HF `openbmb/MiniCPM-V`, OmniLMM-3B), fp32 on CPU.
 
+`to_model_dtype(model, torch.bfloat16)` gives the bf16 model the original card runs (reference/bench.py's
+rival): parameters and the RoPE tables in bf16 as `Module.to` casts them, and the casts the original code
+makes (RoPE and the norms' rsqrt in fp32 then back, softmax in fp32 then back, logits `.float()`). In fp32
+those casts are no-ops, so the parity checks run the same code.
+
 Written from ../shared/SPEC.md (section numbers below are SPEC's), not from the original code. Parameter
 names are the checkpoint's: `vpm.*` is timm's own VisionTransformer (SigLIP so400m family, SPEC 2),
 `resampler.*` uses torch.nn.MultiheadAttention (SPEC 3), `llm.*` is a small MiniCPM decoder with a KV cache
@@ -295,8 +300,10 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(B, T, -1, c.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = self.k_proj(x).view(B, T, -1, c.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         v = self.v_proj(x).view(B, T, -1, c.head_dim).transpose(1, 2)
-        q = q.float() * cos + rotate_half(q.float()) * sin  # RoPE in fp32 (SPEC 4)
-        k = k.float() * cos + rotate_half(k.float()) * sin
+        # RoPE in fp32, then back to the model dtype as apply_rotary_pos_emb does (SPEC 4; a no-op in fp32)
+        dt = q.dtype
+        q = (q.float() * cos + rotate_half(q.float()) * sin).to(dt)
+        k = (k.float() * cos + rotate_half(k.float()) * sin).to(dt)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
         rep = c.num_attention_heads // c.num_key_value_heads
@@ -344,16 +351,18 @@ class MiniCPMModel(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self._rope = rope_tables(cfg, 0)
+        self._rope_dtype = torch.float32
 
     def forward(self, inputs_embeds: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, _ = inputs_embeds.shape
         past = cache.length if cache is not None else 0
         if past + T > self._rope[0].shape[0]:
-            self._rope = rope_tables(self.cfg, past + T)
+            self._rope = tuple(t.to(self._rope_dtype) for t in rope_tables(self.cfg, past + T))
         cos, sin = (t[past:past + T] for t in self._rope)
         mask = None
-        if T > 1:  # causal, additive finfo.min as transformers' 4-D mask
-            mask = torch.full((T, past + T), torch.finfo(torch.float32).min).triu(past + 1)
+        if T > 1:  # causal, additive finfo.min in the model dtype, as transformers' 4-D mask
+            dt = inputs_embeds.dtype
+            mask = torch.full((T, past + T), torch.finfo(dt).min, dtype=dt).triu(past + 1)
         h = inputs_embeds
         for layer in self.layers:
             h = layer(h, cos, sin, mask, cache)
@@ -398,6 +407,16 @@ class MiniCPMV(nn.Module):
                 raise InputError(f'image_bound [{s},{t}) spans {t - s} rows, resampler gives {vision.shape[1]}')
             e[0, s:t] = vision[b].to(e.dtype)
         return e
+
+
+def to_model_dtype(model: MiniCPMV, dtype: torch.dtype) -> MiniCPMV:
+    """The model in `dtype` as `model.to(dtype)` makes the original (SPEC 8.1): parameters cast, and the RoPE
+    cos/sin tables too (the original's are buffers, so `.to` rounds them; the angles stay fp32-computed)."""
+    model = model.to(dtype)
+    llm = model.llm.model
+    llm._rope = tuple(t.to(dtype) for t in rope_tables(llm.cfg, llm._rope[0].shape[0]))
+    llm._rope_dtype = dtype
+    return model
 
 
 def load_model(model_dir: str | os.PathLike) -> tuple[MiniCPMV, Config]:

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
 import { loadNativeOps } from '../src/backend/native_ops.ts';
-import { BIAS_GELU, CACHED_ATTENTION, LINEAR, NORM, NativeOpError, ROTARY, SOFTMAX, WIDEN, cachedAttentionNative, linearNative, rotaryNative, runNative, widenNative } from '../src/ops/native_kernels.ts';
+import { BIAS_GELU, CACHED_ATTENTION, LINEAR, NORM, NativeOpError, ROTARY, SOFTMAX, WIDEN, cachedAttentionNative, linearManyNative, linearNative, rotaryNative, runNative, widenNative } from '../src/ops/native_kernels.ts';
 import { PackedWeight, widenOps } from '../src/ops/packed_weight.ts';
 import { linear, linearOps } from '../src/layers/linear.ts';
 import { mulberry32 } from '../src/model/rng.ts';
@@ -41,8 +41,14 @@ describe.runIf(native.ok)('MiniCPMLinear', () => {
         { rtol: 1e-5, atol: 1e-4 });
       expect(Array.from(b16.dataSync())).toEqual(Array.from(f32.dataSync()));
       expect(Array.from(viaLinear.dataSync())).toEqual(Array.from(b16.dataSync()));
-      tf.dispose([x, wide, ref, f32, b16, viaLinear]);
+      // Several weights in one call give what one call each gives.
+      const second = bf16Weight(rand(7 * K, N + 1), 7, K);
+      const [m0, m1] = linearManyNative(x, [packed, second.packed])!, alone = linearNative(x, second.packed)!;
+      expect(Array.from(m0.dataSync())).toEqual(Array.from(b16.dataSync()));
+      expect(Array.from(m1.dataSync())).toEqual(Array.from(alone.dataSync()));
+      tf.dispose([x, wide, ref, f32, b16, viaLinear, m0, m1, alone, second.wide]);
       packed.dispose();
+      second.packed.dispose();
     }
   });
 
@@ -63,10 +69,15 @@ describe.runIf(native.ok)('MiniCPMLinear', () => {
   it.runIf(ops?.ok === true)('refuses inputs of the wrong shape or type with one line', async () => {
     await initBackend('tensorflow');
     const x = tf.zeros([2, 5]), w = tf.zeros([3, 4]), wi = tf.zeros([3, 2], 'int32');
-    expect(() => runNative(LINEAR, { x, w }, { T: 'float32', wtype: 'f32' })).toThrow(/^MiniCPMLinear: expects x \[M, K\] and w \[N, K\]$/);
-    expect(() => runNative(LINEAR, { x, w: wi }, { T: 'int32', wtype: 'bf16' })).toThrow(/^MiniCPMLinear: expects x \[M, K\] and packed w \[N, K\/2\]$/);
-    expect(() => runNative(LINEAR, { x, w: wi }, { T: 'int32', wtype: 'f32' })).toThrow(/^MiniCPMLinear: w must be float32 for wtype f32/);
-    expect(() => runNative(LINEAR, { x, w }, { T: 'float32', wtype: 'int8' })).toThrow(/^MiniCPMLinear: wtype must be f32, bf16 or f16, got "int8"$/);
+    const one = (w0: tf.Tensor, T: string, wtype: string) => () => runNative(LINEAR, { x, w0 }, { N: 1, T, wtype });
+    expect(one(w, 'float32', 'f32')).toThrow(/^MiniCPMLinear: expects x \[M, K\] and w \[N, K\]$/);
+    expect(one(wi, 'int32', 'bf16')).toThrow(/^MiniCPMLinear: expects x \[M, K\] and packed w \[N, K\/2\]$/);
+    expect(one(wi, 'int32', 'f32')).toThrow(/^MiniCPMLinear: w must be float32 for wtype f32/);
+    expect(one(w, 'float32', 'int8')).toThrow(/^MiniCPMLinear: wtype must be f32, bf16 or f16, got "int8"$/);
+    const nine: tf.NamedTensorMap = { x };
+    for (let i = 0; i < 9; i++) nine[`w${i}`] = tf.zeros([3, 5]);
+    expect(() => runNative(LINEAR, nine, { N: 9, T: 'float32', wtype: 'f32' })).toThrow(/^MiniCPMLinear: takes 1 to 8 weights$/);
+    tf.dispose(Object.values(nine).filter((t) => t !== x));
     expect(() => runNative(WIDEN, { x: w }, { wtype: 'bf16' })).toThrow(/^MiniCPMWiden: .*int32/);
     tf.dispose([x, w, wi]);
   });
@@ -85,7 +96,7 @@ describe.runIf(native.ok)('every native op refuses bad input with one line (Nati
       [() => runNative(SOFTMAX, { x: s }), /^MiniCPMSoftmax: expects a non-empty last dimension$/],
       [() => runNative(BIAS_GELU, { x, b: s }), /^MiniCPMBiasGelu: expects x \[R, D\] and b \[D\]$/],
       [() => runNative(ROTARY, { x: x4, cos: cs, sin: x }), /^MiniCPMRotary: expects/],
-      [() => runNative(LINEAR, { x: xi, w: x }, { T: 'float32', wtype: 'f32' }), /^MiniCPMLinear: .*float/],
+      [() => runNative(LINEAR, { x: xi, w0: x }, { N: 1, T: 'float32', wtype: 'f32' }), /^MiniCPMLinear: .*float/],
     ];
     for (const [fn, re] of cases) {
       let err: unknown;

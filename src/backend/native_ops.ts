@@ -26,6 +26,7 @@ let state: NativeOps | undefined;
 
 interface KernelBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number): tf.TensorInfo[];
   binding: {
     TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number; TF_ATTR_TYPE: number;
     TF_FLOAT: number; TF_INT32: number;
@@ -35,6 +36,11 @@ interface KernelBackend {
 type AttrType = 'string' | 'int' | 'float' | 'dtype';
 const registered: string[] = [];
 
+/**
+ * A TF.js kernel that forwards its inputs (in this order) and attributes (with their TF types) to the op.
+ * An input name ending in `*` is a list: the TF.js inputs `w0`, `w1`, ... (`N` of them, from the attribute
+ * `N`), one output each.
+ */
 function registerOp(name: string, inputNames: string[], attrTypes: Record<string, AttrType>): void {
   registered.push(name);
   tf.registerKernel({
@@ -42,14 +48,19 @@ function registerOp(name: string, inputNames: string[], attrTypes: Record<string
     backendName: 'tensorflow',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const b = backend as unknown as KernelBackend;
+      const a = attrs as Record<string, unknown>;
       const type = { string: b.binding.TF_ATTR_STRING, int: b.binding.TF_ATTR_INT, float: b.binding.TF_ATTR_FLOAT, dtype: b.binding.TF_ATTR_TYPE };
       const opAttrs = Object.entries(attrTypes).map(([n, t]) => {
-        const v = (attrs as Record<string, unknown>)[n];
+        const v = a[n];
         // A dtype attribute is given as a TF.js dtype name.
         const value = t === 'dtype' ? (v === 'int32' ? b.binding.TF_INT32 : v === 'float32' ? b.binding.TF_FLOAT : -1) : v;
         return { name: n, type: type[t], value };
       });
-      return b.executeSingleOutput(name, opAttrs, inputNames.map((n) => inputs[n] as tf.TensorInfo));
+      const list = inputNames.find((n) => n.endsWith('*'));
+      if (!list) return b.executeSingleOutput(name, opAttrs, inputNames.map((n) => inputs[n] as tf.TensorInfo));
+      const count = a.N as number, stem = list.slice(0, -1);
+      const flat = inputNames.flatMap((n) => (n === list ? Array.from({ length: count }, (_, i) => inputs[`${stem}${i}`]) : [inputs[n]]));
+      return b.executeMultipleOutputs(name, opAttrs, flat as tf.TensorInfo[], count);
     },
   });
 }
@@ -64,7 +75,7 @@ export function loadNativeOps(): NativeOps {
     if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}`, kernels: [] });
     // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
     const S = 'string', I = 'int', F = 'float', T = 'dtype';
-    registerOp(LINEAR, ['x', 'w'], { T, wtype: S });
+    registerOp(LINEAR, ['x', 'w*'], { N: I, T, wtype: S });
     registerOp(WIDEN, ['x'], { wtype: S });
     registerOp(READ_TENSOR, [], { fd: I, file_id: S, size: I, offset: I, count: I, dtype: S, T });
     registerOp(NORM, ['x', 'w', 'b'], { kind: S, eps: F });

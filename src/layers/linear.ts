@@ -4,7 +4,7 @@
 // fp32 products and sums, so it gives what the float32 weight gives (src/ops/native_kernels.ts). Without
 // the kernels, weights are float32 and `matMul(x, W, false, true)` reads W transposed in place.
 import * as tf from '../tfjs.ts';
-import { linearNative, widenNative } from '../ops/native_kernels.ts';
+import { linearManyNative, widenNative } from '../ops/native_kernels.ts';
 import { PackedWeight, widenOps, type Weight } from '../ops/packed_weight.ts';
 
 /**
@@ -23,9 +23,20 @@ export function linearOps(x2: tf.Tensor2D, weight: Weight): tf.Tensor2D {
 /** x [..., in] -> [..., out]. A 2-D input needs no reshape (each is a kernel call on the native backend). */
 export function linear(x: tf.Tensor, weight: Weight, bias?: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const x2 = (x.rank === 2 ? x : x.reshape([-1, x.shape[x.rank - 1]])) as tf.Tensor2D;
-    let y: tf.Tensor = linearNative(x2, weight) ?? linearOps(x2, weight);
+    let y = linearMany(x, [weight])[0];
     if (bias) y = tf.add(y, bias);
-    return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), weight.shape[0]]);
+    return y;
+  });
+}
+
+/**
+ * Several nn.Linear of the same input, no bias (q, k and v; gate and up): x [..., in] -> one [..., out_j] per
+ * weight. The native kernel streams all the weights in one call; the TF.js ops run one product each.
+ */
+export function linearMany(x: tf.Tensor, weights: Weight[]): tf.Tensor[] {
+  return tf.tidy(() => {
+    const x2 = (x.rank === 2 ? x : x.reshape([-1, x.shape[x.rank - 1]])) as tf.Tensor2D;
+    const ys: tf.Tensor[] = linearManyNative(x2, weights) ?? weights.map((w) => linearOps(x2, w));
+    return x.rank === 2 ? ys : ys.map((y, i) => y.reshape([...x.shape.slice(0, -1), weights[i].shape[0]]));
   });
 }

@@ -1,6 +1,6 @@
 // The two MLPs of the model.
 import * as tf from '../tfjs.ts';
-import { linear } from './linear.ts';
+import { linear, linearMany } from './linear.ts';
 import { biasGeluNative } from '../ops/native_kernels.ts';
 import type { Weight } from '../ops/packed_weight.ts';
 
@@ -28,10 +28,10 @@ export function vitMlp(
   });
 }
 
-/** MiniCPM MLP: down(silu(gate(x)) * up(x)). */
+/** MiniCPM MLP: down(silu(gate(x)) * up(x)). gate and up read x in one pass. */
 export function swigluMlp(x: tf.Tensor, gate: Weight, up: Weight, down: Weight): tf.Tensor {
   return tf.tidy(() => {
-    const g = linear(x, gate);
-    return linear(tf.mul(tf.mul(g, tf.sigmoid(g)), linear(x, up)), down);
+    const [g, u] = linearMany(x, [gate, up]);
+    return linear(tf.mul(tf.mul(g, tf.sigmoid(g)), u), down);
   });
 }

@@ -7,7 +7,7 @@ import * as tf from '../tfjs.ts';
 import type { LlmConfig } from '../config.ts';
 import { cachedAttention, mergeHeads, scaledDotProductAttention, splitHeads } from '../layers/attention.ts';
 import { embedding } from '../layers/embedding.ts';
-import { linear } from '../layers/linear.ts';
+import { linear, linearMany } from '../layers/linear.ts';
 import { swigluMlp } from '../layers/mlp.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
 import { applyRotaryRows, rotaryTables } from '../layers/rotary.ts';
@@ -163,18 +163,19 @@ export class MiniCPMLlm {
       const positions = Array.from({ length: T }, (_, i) => past + i);
       const { cos, sin } = rotaryTables(positions, cfg.headDim, cfg.ropeTheta); // [T, headDim] each
       const idx = cache?.prepare(B, T); // int32 [B, past + T]: where each sequence's keys/values are
+      const rs = tf.scalar(cfg.residualScale); // one scalar for every layer (tf.mul with a number uploads one per call)
       let h = hooks.emit('inputs_embeds', inputsEmbeds).reshape([B * T, D]) as tf.Tensor2D;
       for (let i = 0; i < cfg.numLayers; i++) {
         const l = this.p.scope('model.layers').scope(i), name = `llm.model.layers.${i}`;
         h = tf.tidy(() => {
           const x1 = hook(`${name}.input_layernorm`, rmsNorm(h, l.get('input_layernorm.weight'), cfg.rmsEps) as tf.Tensor2D);
           const attn = hook(`${name}.self_attn`, this.attention(l, i, x1, B, cos, sin, cache && { cache, idx: idx! }));
-          const h1 = tf.add(h, tf.mul(attn, cfg.residualScale)) as tf.Tensor2D;
+          const h1 = tf.add(h, tf.mul(attn, rs)) as tf.Tensor2D;
           const x2 = hook(`${name}.post_attention_layernorm`,
             rmsNorm(h1, l.get('post_attention_layernorm.weight'), cfg.rmsEps) as tf.Tensor2D);
           const mlp = hook(`${name}.mlp`,
             swigluMlp(x2, l.weight('mlp.gate_proj.weight'), l.weight('mlp.up_proj.weight'), l.weight('mlp.down_proj.weight')) as tf.Tensor2D);
-          return hook(name, tf.add(h1, tf.mul(mlp, cfg.residualScale)) as tf.Tensor2D);
+          return hook(name, tf.add(h1, tf.mul(mlp, rs)) as tf.Tensor2D);
         });
       }
       const normed = hook('llm.model.norm', rmsNorm(h, this.p.get('model.norm.weight'), cfg.rmsEps) as tf.Tensor2D); // [B*T, D]
@@ -196,9 +197,9 @@ export class MiniCPMLlm {
     kv?: { cache: KVCache; idx: tf.Tensor2D }): tf.Tensor2D {
     const { numHeads, numKvHeads, headDim } = this.cfg;
     const scale = 1 / Math.sqrt(headDim);
-    const q = applyRotaryRows(linear(x, l.weight('self_attn.q_proj.weight')) as tf.Tensor2D, cos, sin); // [B*T, H*d]
-    const k = applyRotaryRows(linear(x, l.weight('self_attn.k_proj.weight')) as tf.Tensor2D, cos, sin); // [B*T, Hkv*d]
-    const v = linear(x, l.weight('self_attn.v_proj.weight')) as tf.Tensor2D;
+    const [q0, k0, v] = linearMany(x, ['q_proj', 'k_proj', 'v_proj'].map((n) => l.weight(`self_attn.${n}.weight`))) as tf.Tensor2D[];
+    const q = applyRotaryRows(q0, cos, sin); // [B*T, H*d]
+    const k = applyRotaryRows(k0, cos, sin); // [B*T, Hkv*d]
     let o: tf.Tensor2D; // [B*T, H*d]
     if (kv) {
       // Appends this step's keys/values to the cache, then attends over everything so far (causal).

@@ -39,8 +39,13 @@ export function nativeErrorMessage(e: unknown): string {
 
 /** Runs a native kernel; a failure is a one-line NativeOpError. (Exported for tests of the ops' own checks.) */
 export function runNative(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}): tf.Tensor {
+  return runNativeMulti(name, inputs, attrs) as tf.Tensor;
+}
+
+/** runNative for a kernel with several outputs (an array of tensors). */
+export function runNativeMulti(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] {
   try {
-    return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
   } catch (e) {
     if (e instanceof NativeOpError) throw e;
     const msg = nativeErrorMessage(e);
@@ -68,10 +73,23 @@ export const LINEAR_MATMUL_ROWS = 256;
  * (same kernel, same summation order). Undefined where the kernel is missing or M is larger.
  */
 export function linearNative(x: tf.Tensor2D, weight: Weight): tf.Tensor2D | undefined {
-  if (x.shape[0] >= LINEAR_MATMUL_ROWS || !hasKernel(LINEAR)) return undefined;
-  const packed = weight instanceof PackedWeight;
-  return runNative(LINEAR, { x, w: packed ? weight.packed : weight },
-    { T: packed ? 'int32' : 'float32', wtype: packed ? weight.dtype : 'f32' }) as tf.Tensor2D;
+  return linearManyNative(x, [weight])?.[0];
+}
+
+/**
+ * linearNative for 1-8 weights that multiply the same x (q, k, v; gate, up), in one call: the weights stream
+ * in one parallel loop. They must all be float32, or all packed in the same dtype.
+ */
+export function linearManyNative(x: tf.Tensor2D, weights: Weight[]): tf.Tensor2D[] | undefined {
+  if (x.shape[0] >= LINEAR_MATMUL_ROWS || weights.length < 1 || weights.length > 8 || !hasKernel(LINEAR)) return undefined;
+  const first = weights[0];
+  const packed = first instanceof PackedWeight;
+  const dtype = first instanceof PackedWeight ? first.dtype : 'f32';
+  if (!weights.every((w) => (w instanceof PackedWeight ? w.dtype : 'f32') === dtype)) return undefined;
+  const inputs: tf.NamedTensorMap = { x };
+  weights.forEach((w, i) => { inputs[`w${i}`] = w instanceof PackedWeight ? w.packed : w; });
+  const out = runNativeMulti(LINEAR, inputs, { N: weights.length, T: packed ? 'int32' : 'float32', wtype: dtype });
+  return (Array.isArray(out) ? out : [out]) as tf.Tensor2D[];
 }
 
 /** Packed 16-bit values (int32 [..., K/2]) widened to float32 [..., K], or undefined where not available. */
