@@ -12,6 +12,9 @@ const NOT_USER_ERRORS: Record<string, string> = {
   ParamError: 'a parameter missing after the strict loader accepted the checkpoint is a bug in this code',
   StdoutClosed: 'not an error: the reader of stdout went away, and the command ends quietly',
   HeaderJsonError: 'internal to the safetensors header parser; parseHeader turns every one into a SafetensorsError',
+  JpegStop: 'internal to the JPEG decoder; src/image/jpeg.ts turns every one into an ImageError naming the file',
+  PillowOpenError: "internal to the JPEG open step; src/image/jpeg.ts turns every one into an ImageError naming the file",
+  Refusal: 'internal to the PNG reader; readPng turns every one into an ImageError naming the file',
 };
 
 function sourceFiles(dir: string): string[] {
