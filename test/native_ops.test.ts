@@ -1,5 +1,6 @@
 // The project's own TensorFlow ops (native/minicpmv_ops.cc): built at install, registered into
 // tfjs-node's TensorFlow, each equal to its TF.js-op reference within the tolerance policy.
+import { ci, named, requirement, unmet } from './helpers/requires.ts';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
@@ -12,13 +13,20 @@ import { expectClose } from './helpers/expect_close.ts';
 
 const native = nativeAvailable();
 const ops = native.ok ? loadNativeOps() : undefined;
+const opsReq = requirement(ops?.ok === true, native.ok
+  ? `the project's native ops do not load (${ops?.detail}; npm install builds them where tfjs-node's libtensorflow exists)`
+  : `the native tensorflow backend does not load (${native.reason})`);
+const ciReq = ci();
 const rand = (n: number, seed: number) => { const r = mulberry32(seed); return Float32Array.from({ length: n }, () => r() * 2 - 1); };
 
-describe.runIf(native.ok)('MiniCPMLinear', () => {
-  it.runIf(process.env.CI === 'true')('is built and registered where CI runs', () => {
+describe.skipIf(unmet(ciReq))(named('native ops under CI', ciReq), () => {
+  it('are built and registered where CI runs', () => {
+    expect(native.ok, native.reason).toBe(true);
     expect(ops?.ok, ops?.detail).toBe(true);
   });
+});
 
+describe.skipIf(unmet(opsReq))(named('MiniCPMLinear', opsReq), () => {
   /** bf16 bit patterns (two per int32) of the values, and those values widened back (exactly representable). */
   const bf16Weight = (vals: Float32Array, N: number, K: number) => {
     const u = new Uint32Array(vals.buffer.slice(0));
@@ -28,7 +36,7 @@ describe.runIf(native.ok)('MiniCPMLinear', () => {
     return { packed: new PackedWeight(tf.tensor2d(new Int32Array(h.buffer), [N, K / 2], 'int32'), 'bf16'), wide: tf.tensor2d(wide, [N, K]) };
   };
 
-  it.runIf(ops?.ok === true)('equals MatMul for float32 and packed bf16 weights, any rows (rtol 1e-5, atol 1e-4); bf16 is bit for bit its widening', async () => {
+  it('equals MatMul for float32 and packed bf16 weights, any rows (rtol 1e-5, atol 1e-4); bf16 is bit for bit its widening', async () => {
     await initBackend('tensorflow');
     expect(describeBackend(await initBackend('tensorflow'))).toMatch(/native ops: (avx512|avx2\+fma|scalar)/);
     for (const [R, K, N] of [[1, 2304, 37], [1, 14, 9], [3, 2304, 257], [8, 100, 64], [2, 8, 5], [9, 64, 13], [80, 256, 97], [37, 1152, 70], [5, 6, 3]]) {
@@ -52,7 +60,7 @@ describe.runIf(native.ok)('MiniCPMLinear', () => {
     }
   });
 
-  it.runIf(ops?.ok === true)('f16 weights widen exactly (MiniCPMWiden equals the JavaScript widening)', async () => {
+  it('f16 weights widen exactly (MiniCPMWiden equals the JavaScript widening)', async () => {
     await initBackend('tensorflow');
     const halves = Uint16Array.from({ length: 64 * 6 }, (_, i) => (i * 2654435761) & 0xffff);
     for (let i = 0; i < halves.length; i++) if ((halves[i] & 0x7c00) === 0x7c00) halves[i] &= 0xbfff; // no Inf/NaN
@@ -66,7 +74,7 @@ describe.runIf(native.ok)('MiniCPMLinear', () => {
     packed.dispose();
   });
 
-  it.runIf(ops?.ok === true)('refuses inputs of the wrong shape or type with one line', async () => {
+  it('refuses inputs of the wrong shape or type with one line', async () => {
     await initBackend('tensorflow');
     const x = tf.zeros([2, 5]), w = tf.zeros([3, 4]), wi = tf.zeros([3, 2], 'int32');
     const one = (w0: tf.Tensor, T: string, wtype: string) => () => runNative(LINEAR, { x, w0 }, { N: 1, T, wtype });
@@ -83,8 +91,8 @@ describe.runIf(native.ok)('MiniCPMLinear', () => {
   });
 });
 
-describe.runIf(native.ok)('every native op refuses bad input with one line (NativeOpError)', () => {
-  it.runIf(ops?.ok === true)('wrong ranks, sizes, dtypes and attributes', async () => {
+describe.skipIf(unmet(opsReq))(named('every native op refuses bad input with one line (NativeOpError)', opsReq), () => {
+  it('wrong ranks, sizes, dtypes and attributes', async () => {
     await initBackend('tensorflow');
     const x = tf.zeros([2, 4]), w = tf.zeros([4]), s = tf.scalar(1), xi = tf.zeros([2, 4], 'int32');
     const x4 = tf.zeros([1, 2, 3, 4]), cs = tf.zeros([3, 4]);
@@ -109,8 +117,8 @@ describe.runIf(native.ok)('every native op refuses bad input with one line (Nati
   });
 });
 
-describe.runIf(native.ok)('MiniCPMReadTensor', () => {
-  it.runIf(ops?.ok === true)('reads F32, BF16 and F16 tensors exactly as the JavaScript reader does', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor', opsReq), () => {
+  it('reads F32, BF16 and F16 tensors exactly as the JavaScript reader does', async () => {
     const fs = await import('node:fs');
     const os = await import('node:os');
     const path = await import('node:path');
@@ -153,8 +161,8 @@ describe.runIf(native.ok)('MiniCPMReadTensor', () => {
   });
 });
 
-describe.runIf(native.ok)('MiniCPMNorm', () => {
-  it.runIf(ops?.ok === true)('LayerNorm and RMSNorm equal their TF.js-op versions (rtol 1e-5)', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMNorm', opsReq), () => {
+  it('LayerNorm and RMSNorm equal their TF.js-op versions (rtol 1e-5)', async () => {
     const { layerNorm, layerNormOps } = await import('../src/layers/layer_norm.ts');
     const { rmsNorm, rmsNormOps } = await import('../src/layers/rms_norm.ts');
     await initBackend('tensorflow');
@@ -175,8 +183,8 @@ describe.runIf(native.ok)('MiniCPMNorm', () => {
   });
 });
 
-describe.runIf(native.ok)('MiniCPMSoftmax', () => {
-  it.runIf(ops?.ok === true)('equals tf.softmax, masked rows included (rtol 1e-5)', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMSoftmax', opsReq), () => {
+  it('equals tf.softmax, masked rows included (rtol 1e-5)', async () => {
     const { softmaxNative } = await import('../src/ops/native_kernels.ts');
     const { softmaxOps } = await import('../src/layers/attention.ts');
     await initBackend('tensorflow');
@@ -191,8 +199,8 @@ describe.runIf(native.ok)('MiniCPMSoftmax', () => {
   });
 });
 
-describe.runIf(native.ok)('MiniCPMBiasGelu', () => {
-  it.runIf(ops?.ok === true)('equals the exact-erf GELU of x + b in TF.js ops (atol 2e-6)', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMBiasGelu', opsReq), () => {
+  it('equals the exact-erf GELU of x + b in TF.js ops (atol 2e-6)', async () => {
     const { biasGeluNative } = await import('../src/ops/native_kernels.ts');
     const { biasGeluOps } = await import('../src/layers/mlp.ts');
     await initBackend('tensorflow');
@@ -207,8 +215,8 @@ describe.runIf(native.ok)('MiniCPMBiasGelu', () => {
   });
 });
 
-describe.runIf(native.ok)('MiniCPMRotary', () => {
-  it.runIf(ops?.ok === true)('equals the TF.js-op rotary bit for bit', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMRotary', opsReq), () => {
+  it('equals the TF.js-op rotary bit for bit', async () => {
     const { applyRotaryOps, rotaryTables } = await import('../src/layers/rotary.ts');
     const { rotaryNative } = await import('../src/ops/native_kernels.ts');
     await initBackend('tensorflow');
@@ -222,8 +230,8 @@ describe.runIf(native.ok)('MiniCPMRotary', () => {
   });
 });
 
-describe.runIf(native.ok)('MiniCPMCachedAttention', () => {
-  it.runIf(ops?.ok === true)('equals the TF.js ops (scatter, gather through the slot table, SDPA) and writes the same caches', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMCachedAttention', opsReq), () => {
+  it('equals the TF.js ops (scatter, gather through the slot table, SDPA) and writes the same caches', async () => {
     const { cachedAttentionOps } = await import('../src/layers/attention.ts');
     await initBackend('tensorflow');
     // [B, T, past, H, Hkv, d, slots, capacity]: prefill, decode, beams sharing slots, grouped kv heads.
@@ -251,7 +259,7 @@ describe.runIf(native.ok)('MiniCPMCachedAttention', () => {
     }
   });
 
-  it.runIf(ops?.ok === true)('refuses a table that would write one cache cell twice, slots outside the cache, wrong shapes', async () => {
+  it('refuses a table that would write one cache cell twice, slots outside the cache, wrong shapes', async () => {
     await initBackend('tensorflow');
     const q = tf.zeros([2, 8]), k = tf.zeros([2, 8]), kc = tf.zeros([2, 1, 4, 8]);
     const run = (idx: tf.Tensor, extra: Partial<Record<string, tf.Tensor>> = {}) => () =>
@@ -268,8 +276,8 @@ describe.runIf(native.ok)('MiniCPMCachedAttention', () => {
   });
 });
 
-describe.runIf(native.ok)('MiniCPMRotary on the decoder\'s 2-D layout', () => {
-  it.runIf(ops?.ok === true)('[B*T, H*d] rows equal the TF.js ops bit for bit', async () => {
+describe.skipIf(unmet(opsReq))(named('MiniCPMRotary on the decoder\'s 2-D layout', opsReq), () => {
+  it('[B*T, H*d] rows equal the TF.js ops bit for bit', async () => {
     const { applyRotaryRowsOps, rotaryTables } = await import('../src/layers/rotary.ts');
     await initBackend('tensorflow');
     for (const [B, H, T] of [[1, 36, 1], [3, 4, 1], [1, 2, 80], [2, 3, 5]]) {
@@ -282,8 +290,9 @@ describe.runIf(native.ok)('MiniCPMRotary on the decoder\'s 2-D layout', () => {
   });
 });
 
-describe.runIf(native.ok)('the narrower kernels (AVX2+FMA, scalar) on this machine', () => {
-  it.runIf(ops?.ok === true && !/scalar/.test(ops?.detail ?? ''))('MINICPMV_ISA=avx2 and =scalar give the TF.js references (rtol, atol 1e-5) and bf16 = f32 bit for bit', async () => {
+const vectorReq = requirement(!/scalar/.test(ops?.detail ?? ''), 'this CPU has no AVX2+FMA: the scalar kernels are the only ones');
+describe.skipIf(unmet(opsReq, vectorReq))(named('the narrower kernels (AVX2+FMA, scalar) on this machine', opsReq, vectorReq), () => {
+  it('MINICPMV_ISA=avx2 and =scalar give the TF.js references (rtol, atol 1e-5) and bf16 = f32 bit for bit', async () => {
     const { spawnSync } = await import('node:child_process');
     const path = await import('node:path');
     const { repoRoot } = await import('./helpers/paths.ts');
