@@ -14,6 +14,7 @@ const NOT_USER_ERRORS: Record<string, string> = {
   HeaderJsonError: 'internal to the safetensors header parser; parseHeader turns every one into a SafetensorsError',
   JpegStop: 'internal to the JPEG decoder; src/image/jpeg.ts turns every one into an ImageError naming the file',
   PillowOpenError: "internal to the JPEG open step; src/image/jpeg.ts turns every one into an ImageError naming the file",
+  NativeOpError: "a native op's one-line refusal of its inputs (a bug of the caller); the tensor reader's, which a changed or bad file causes, the loader turns into a WeightsError naming the tensor",
   Refusal: 'internal to the PNG reader; readPng turns every one into an ImageError naming the file',
 };
 

@@ -97,8 +97,9 @@ describe.each(nativeAvailable().ok ? ['tensorflow', 'cpu'] : ['cpu'])('resampler
       expect(P.data.every((v) => v >= 0 && v <= 1)).toBe(true);
       expectClose('resampler.attn.weights row sums', sums, new Float32Array(H * Q).fill(1), [H, Q], [H, Q], toleranceFor('resampler.attn.weights'));
       // Independent recomputation in float64 from ln_kv and the checkpoint's in_proj / out_proj.
-      const w = model.params.get('resampler.attn.in_proj_weight').dataSync(), b = model.params.get('resampler.attn.in_proj_bias').dataSync();
-      const wo = model.params.get('resampler.attn.out_proj.weight').dataSync(), bo = model.params.get('resampler.attn.out_proj.bias').dataSync();
+      const values = (key: string) => { const t = model.params.float32(key); const v = t.dataSync(); t.dispose(); return v; };
+      const w = values('resampler.attn.in_proj_weight'), b = values('resampler.attn.in_proj_bias');
+      const wo = values('resampler.attn.out_proj.weight'), bo = values('resampler.attn.out_proj.bias');
       const V = new Float64Array(N * D); // V = ln_kv W_vᵀ + b_v (rows 2D..3D of in_proj)
       for (let k = 0; k < N; k++) for (let j = 0; j < D; j++) {
         let acc = b[2 * D + j];

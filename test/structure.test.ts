@@ -75,6 +75,29 @@ describe('model code runs wherever TF.js runs', () => {
   });
 });
 
+describe('what src/ imports at run time is installed with the package', () => {
+  it('every package a source module imports is a dependency (devDependencies are absent in an install)', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    const installed = new Set([pkg.name, ...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})]);
+    const files = (dir: string): string[] => fs.readdirSync(path.join(repoRoot, dir), { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? files(`${dir}/${e.name}`) : e.name.endsWith('.ts') ? [`${dir}/${e.name}`] : []));
+    const all = files('src');
+    expect(all.length).toBeGreaterThan(50);
+    const missing = all.flatMap((f) => valueImports(f)
+      .filter(([spec]) => !spec.startsWith('.') && !spec.startsWith('node:') && !NODE_BUILTINS.has(spec))
+      .map(([spec, line]) => [f, spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0], line])
+      .filter(([, name]) => !installed.has(name))
+      .map(([f, name, line]) => `${f}: ${name} is not a dependency (${line})`));
+    expect(missing).toEqual([]);
+  });
+
+  it('the check sees a devDependency where there is one', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    expect(Object.keys(pkg.dependencies)).not.toContain('pngjs');
+    expect(valueImports('test/structure.test.ts').map(([s]) => s)).toContain('vitest');
+  });
+});
+
 describe('the hook-name list is written once', () => {
   it('the README shows hookSummary() verbatim', () => {
     const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');

@@ -36,7 +36,7 @@ const MAX_TEXT_MEMORY = 64 * MAX_TEXT_CHUNK;
 export interface PngHeader { width: number; height: number; depth: number; colorType: number; interlace: number }
 
 let crcTable: Int32Array | undefined;
-function crc32(bytes: Uint8Array, start: number, end: number): number {
+export function crc32(bytes: Uint8Array, start: number, end: number): number {
   if (!crcTable) {
     crcTable = new Int32Array(256);
     for (let n = 0; n < 256; n++) {

@@ -15,11 +15,12 @@
 //
 // The prompt pass holds the prompt's logits [1, L, vocab] while it runs (the `logits` hook, as `trace`): 39 MB
 // at full size for an 80-token prompt.
-import pngjs from 'pngjs';
 import * as tf from '../tfjs.ts';
 import type { RgbImage } from '../image/types.ts';
 import { preprocess } from '../image/preprocess.ts';
+import { encodePng } from '../image/png_write.ts';
 import { linear } from '../layers/linear.ts';
+import type { Weight } from '../ops/packed_weight.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
 import { pillowResizeBicubic } from '../ops/pillow_resize.ts';
 import { buildPrompt, encodePrompt, type ChatMessage, type DecodeOptions } from '../model/chat.ts';
@@ -123,14 +124,15 @@ const LENS_BLOCK = 256;
 /** The model's head as the lens applies it: final RMSNorm, / logit divisor, lm_head. */
 export interface LensHead {
   normWeight: tf.Tensor1D;
-  lmHead: tf.Tensor2D;
+  /** lm_head.weight [V, D], float32 or packed 16-bit (linear() takes either). */
+  lmHead: Weight;
   eps: number;
   logitDivisor: number;
 }
 
 export function lensHead(model: MiniCPMV): LensHead {
   return {
-    normWeight: model.params.get<tf.Tensor1D>('llm.model.norm.weight'), lmHead: model.params.get<tf.Tensor2D>('llm.lm_head.weight'),
+    normWeight: model.params.get<tf.Tensor1D>('llm.model.norm.weight'), lmHead: model.params.weight('llm.lm_head.weight'),
     eps: model.cfg.llm.rmsEps, logitDivisor: model.cfg.llm.logitDivisor,
   };
 }
@@ -172,18 +174,6 @@ export function lensRows(head: LensHead, h: tf.Tensor2D, next: number[]): LensCe
 
 function base64(a: Float32Array): string {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-}
-
-/** An RGB image as a PNG file. */
-export function encodePng(img: RgbImage): Buffer {
-  const png = new pngjs.PNG({ width: img.width, height: img.height });
-  for (let i = 0; i < img.width * img.height; i++) {
-    png.data[i * 4] = img.data[i * 3];
-    png.data[i * 4 + 1] = img.data[i * 3 + 1];
-    png.data[i * 4 + 2] = img.data[i * 3 + 2];
-    png.data[i * 4 + 3] = 255;
-  }
-  return pngjs.PNG.sync.write(png, { colorType: 2 });
 }
 
 function summarizeStep(s: StepReport, k: number): DecodeStep {

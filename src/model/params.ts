@@ -7,9 +7,10 @@
 // resampler's in_proj_weight) may be held in their checkpoint's 16-bit dtype (src/ops/packed_weight.ts);
 // `weight(key)` gives them to the layers either way. `get(key)` gives float32 tensors (norms, biases,
 // position tables, the conv kernel, resampler.proj/query) and refuses a packed weight by name. `info(key)`
-// gives the PyTorch shape and the resident dtype of any parameter.
+// gives the PyTorch shape and the resident dtype of any parameter; `float32(key)` a float32 copy of its values.
 import * as tf from '../tfjs.ts';
-import { PackedWeight, type Weight } from '../ops/packed_weight.ts';
+import { PackedWeight, widenOps, type Weight } from '../ops/packed_weight.ts';
+import { widenNative } from '../ops/native_kernels.ts';
 
 export class ParamError extends Error {
   override name = 'ParamError';
@@ -36,8 +37,18 @@ export class ParamStore {
   /** The float32 tensor of a checkpoint key (keys and shapes were checked at load by weights/loader.ts). */
   get<T extends tf.Tensor = tf.Tensor>(key: string): T {
     const t = this.find(key);
-    if (t instanceof PackedWeight) throw new ParamError(`"${key}" is held packed (${t.dtype}); read it with weight()`);
+    if (t instanceof PackedWeight) throw new ParamError(`"${key}" is held packed (${t.dtype}); read it with weight(), or float32() for its values`);
     return t as T;
+  }
+
+  /**
+   * Any parameter's values as a NEW float32 tensor in PyTorch's shape, which the caller disposes: a packed
+   * weight widened (exact), a float32 one copied. For looking at weights; the layers use get()/weight().
+   */
+  float32(key: string): tf.Tensor {
+    const t = this.find(key);
+    if (!(t instanceof PackedWeight)) return tf.clone(t);
+    return widenNative(t.packed, t.dtype) ?? widenOps(t.packed, t.dtype);
   }
 
   /** A weight matrix [out, in] for linear() or an embedding lookup: float32, or packed 16-bit. */
