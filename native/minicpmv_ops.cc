@@ -749,6 +749,9 @@ void ComputeWiden(void* p, TF_OpKernelContext* ctx) {
 // (`file_id` = "device:inode") with the size it had (`size`), so a file replaced, truncated or grown
 // since its header was read is refused instead of read. Every attribute is checked before anything is
 // allocated; a failure is one line, "MiniCPMReadTensor: ...".
+// Every value is checked as it arrives (a NaN/Inf exponent: all ones), while its piece is still in cache:
+// a weight that is not finite is refused ("C non-finite value(s), first V at flat index I") instead of
+// silently giving NaN logits and an empty answer.
 // ====================================================================================================
 
 struct ReadAttrs {
@@ -841,6 +844,40 @@ void Prefault(void* p, int64_t bytes) {
   madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
 }
 
+// Non-finite values among n stored values (F32: exponent bits 0x7f800000; BF16: 0x7f80; F16: 0x7c00, all
+// ones), in blocks of 4096 so the test loop vectorises; *first = the first one's index when any.
+template <typename U>
+int64_t CountNonFinite(const U* v, int64_t n, U mask, int64_t* first) {
+  int64_t count = 0;
+  for (int64_t b = 0; b < n; b += 4096) {
+    const int64_t e = b + 4096 < n ? b + 4096 : n;
+    unsigned any = 0;
+    for (int64_t i = b; i < e; i++) any |= (v[i] & mask) == mask;
+    if (!any) continue;
+    for (int64_t i = b; i < e; i++) {
+      if ((v[i] & mask) == mask) {
+        if (count++ == 0) *first = i;
+      }
+    }
+  }
+  return count;
+}
+
+// The value a stored non-finite bit pattern stands for, as JavaScript prints it.
+std::string NonFiniteName(const char* stored, const std::string& dtype) {
+  uint32_t u = 0;
+  bool nan = false, neg = false;
+  if (dtype == "F32") {
+    std::memcpy(&u, stored, 4);
+    nan = (u & 0x007fffffu) != 0, neg = (u >> 31) != 0;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, stored, 2);
+    nan = (h & (dtype == "F16" ? 0x03ffu : 0x007fu)) != 0, neg = (h >> 15) != 0;
+  }
+  return nan ? "NaN" : neg ? "-Infinity" : "Infinity";
+}
+
 void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   const ReadAttrs* a = static_cast<ReadAttrs*>(p);
   TF_Status* status = TF_NewStatus();
@@ -862,25 +899,46 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
       // Pieces of 8 Mi elements, 1 Mi when widened (a widened one goes through a scratch buffer of its own, freed with it).
       const int64_t piece = widen ? 1 << 20 : 1 << 23, pieces = (n + piece - 1) / piece;
       std::mutex mu;
+      int64_t bad_count = 0, bad_first = -1;
+      std::string bad_value;
+      const uint16_t mask16 = a->dtype == "F16" ? 0x7c00 : 0x7f80;
       ParallelFor(pieces, pieces > 1, [&](int64_t i) {
         const int64_t first = i * piece, len = first + piece < n ? piece : n - first;
         std::string e;
         Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
-        if (!widen) {
-          ReadFully(fd, out + first * elem_bytes, len * elem_bytes, a->offset + first * elem_bytes, &e);
-        } else {
-          std::vector<uint16_t> scratch(static_cast<size_t>(len));
-          if (ReadFully(fd, reinterpret_cast<char*>(scratch.data()), 2 * len, a->offset + 2 * first, &e)) {
-            float* dst = reinterpret_cast<float*>(out) + first;
-            if (wt == WType::BF16) WidenRange<WType::BF16>(scratch.data(), dst, len);
-            else WidenRange<WType::F16>(scratch.data(), dst, len);
+        // Read and check in stretches of 256 KiB, each checked while it is still in cache.
+        const int64_t stretch = (256 << 10) / elem_bytes;
+        std::vector<uint16_t> scratch(widen ? static_cast<size_t>(stretch) : 0);
+        int64_t bad = 0, bad_at = -1;
+        for (int64_t s0 = 0; s0 < len && e.empty(); s0 += stretch) {
+          const int64_t m = s0 + stretch < len ? stretch : len - s0, at = first + s0;
+          char* dst = widen ? reinterpret_cast<char*>(scratch.data()) : out + at * elem_bytes;
+          if (!ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
+          int64_t where = -1;
+          const int64_t c = elem_bytes == 4 ? CountNonFinite(reinterpret_cast<const uint32_t*>(dst), m, 0x7f800000u, &where)
+                                            : CountNonFinite(reinterpret_cast<const uint16_t*>(dst), m, mask16, &where);
+          if (c > 0 && bad == 0) bad_at = at + where;
+          bad += c;
+          if (widen) {
+            float* wide = reinterpret_cast<float*>(out) + at;
+            if (wt == WType::BF16) WidenRange<WType::BF16>(scratch.data(), wide, m);
+            else WidenRange<WType::F16>(scratch.data(), wide, m);
+          }
+          if (c > 0 && bad == c) {
+            std::lock_guard<std::mutex> lock(mu);
+            if (bad_first < 0 || bad_at < bad_first) {
+              bad_first = bad_at;
+              bad_value = NonFiniteName(dst + (bad_at - at) * elem_bytes, a->dtype);
+            }
           }
         }
-        if (!e.empty()) {
-          std::lock_guard<std::mutex> lock(mu);
-          if (err.empty()) err = e;
-        }
+        std::lock_guard<std::mutex> lock(mu);
+        bad_count += bad;
+        if (!e.empty() && err.empty()) err = e;
       });
+      if (err.empty() && bad_count > 0) {
+        err = std::to_string(bad_count) + " non-finite value(s), first " + bad_value + " at flat index " + std::to_string(bad_first);
+      }
     }
   }
   if (!err.empty()) TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMReadTensor: " + err).c_str());

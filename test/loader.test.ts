@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -156,9 +157,10 @@ describe('strict validation reports every problem with key and shapes', () => {
     const err = caught(() => validateCheckpoint(ckpt, cfg, { checkFinite: true }));
     expect(err.message).toContain('llm.model.layers.1.mlp.up_proj.weight: 2 non-finite value(s), first NaN at flat index 77');
     expect(err.message).toContain('resampler.query: 1 non-finite value(s), first -Infinity at flat index 3');
-    const err2 = caught(() => loadModel(dir, { checkFinite: true }));
+    // loadModel checks every value as it reads it, and stops at the first tensor that is not finite.
+    const err2 = caught(() => loadModel(dir));
     expect(err2).toBeInstanceOf(WeightsError);
-    expect((err2 as WeightsError).details.join('\n')).toContain('resampler.query');
+    expect((err2 as WeightsError).details.join('\n')).toContain('resampler.query: 1 non-finite value(s), first -Infinity at flat index 3');
     ckpt.close();
   });
 
@@ -213,6 +215,12 @@ describe('broken directories give CheckpointError naming the file', () => {
     expect(caught(() => openCheckpoint(dir)).message).toContain('must be a file name in the same directory');
     fs.writeFileSync(ip, '{"weight_map": ');
     expect(caught(() => openCheckpoint(dir)).message).toContain('not valid JSON');
+    // An index that is a named pipe is refused at once (reading it would block forever).
+    fs.rmSync(ip);
+    execFileSync('mkfifo', [ip]);
+    const err = caught(() => openCheckpoint(dir));
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.message).toBe(`${ip} is a named pipe, not a regular file`);
   });
 
   it('a truncated shard is a SafetensorsError naming the shard', () => {

@@ -6,7 +6,7 @@ import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
 import { LINEAR, NativeOpError, READ_TENSOR, WIDEN, hasKernel, readTensorNative } from '../ops/native_kernels.ts';
 import { PackedWeight, type PackedDtype } from '../ops/packed_weight.ts';
 import { ShapeError } from '../errors.ts';
-import { validateCheckpoint, WeightsError, type ModelParts, type TensorSource, WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption } from '../weights/loader.ts';
+import { findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError, type ModelParts, type TensorSource, WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption } from '../weights/loader.ts';
 import { Hooks } from './hooks.ts';
 import { MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
 import { ParamStore, isWeightMatrix, type Param } from './params.ts';
@@ -19,8 +19,6 @@ export interface LoadOptions {
   /** 'vision' loads `vpm.*` and `resampler.*` only. */
   parts?: ModelParts;
   onProgress?: (done: number, total: number, key: string) => void;
-  /** Reject NaN/Inf in weights (reads every tensor once more). */
-  checkFinite?: boolean;
   /**
    * 'auto' (default): weight matrices stay in their checkpoint dtype where the project's kernels are loaded
    * (bf16/f16: 2 bytes each, widened inside the products; float32 checkpoints stay float32). 'f32': every
@@ -122,7 +120,7 @@ export class MiniCPMV {
     if (!(WEIGHTS_DTYPE_OPTIONS as readonly string[]).includes(weightsDtype)) {
       throw new WeightsError(`weights dtype must be one of ${WEIGHTS_DTYPE_OPTIONS.join(', ')}, got ${JSON.stringify(weightsDtype)}`);
     }
-    validateCheckpoint(source, cfg, { parts, checkFinite: opts.checkFinite });
+    validateCheckpoint(source, cfg, { parts });
     const wanted = expectedTensors(cfg).filter((t) => parts === 'all' || t.role !== 'llm');
     const plan = residencyPlan(source, wanted, weightsDtype);
     const tensors = new Map<string, Param>();
@@ -131,14 +129,24 @@ export class MiniCPMV {
         const at = source.location?.(t.key);
         const pack = plan.packed.get(t.key);
         let w: tf.Tensor | undefined;
+        // Every value is checked to be finite as it is read (the native reader checks each piece while it is
+        // in cache; the JavaScript path scans the array it uploads): one NaN would otherwise give NaN logits
+        // and an empty answer with exit 0.
+        const nonFinite = (detail: string) => new WeightsError(
+          `${source.dir ?? 'checkpoint'}: weights must be finite: ${detail}`, [detail]);
+        const file = () => (source.fileOf ? source.fileOf(t.key).split(/[\\/]/).pop()! : t.key);
         try {
           w = at ? readTensorNative(at, t.shape, { packed: pack !== undefined }) : undefined;
         } catch (e) {
-          if (e instanceof NativeOpError) throw new WeightsError(`${at!.file}: tensor "${t.key}": ${e.message}`);
-          throw e;
+          if (!(e instanceof NativeOpError)) throw e;
+          if (/: \d+ non-finite value/.test(e.message)) throw nonFinite(`${t.key}: ${e.message.slice(e.message.indexOf(': ') + 2)} (in ${file()})`);
+          throw new WeightsError(`${at!.file}: tensor "${t.key}": ${e.message}`);
         }
         if (!w) {
-          w = tf.tensor(source.readFloat32(t.key), t.shape, 'float32');
+          const data = source.readFloat32(t.key);
+          const bad = findNonFinite(data);
+          if (bad) throw nonFinite(nonFiniteMessage(t.key, file(), bad));
+          w = tf.tensor(data, t.shape, 'float32');
           uploadNow(w);
         }
         tensors.set(t.key, pack ? new PackedWeight(w as tf.Tensor2D, pack) : w);

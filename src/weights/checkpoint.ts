@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SafetensorsError, SafetensorsFile, type TensorInfo } from './safetensors.ts';
 import { UserError } from '../errors.ts';
+import { MiB, readRegularText } from '../files.ts';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -74,13 +75,9 @@ export class Checkpoint {
   }
 }
 
+/** An index or manifest (a regular file of at most 64 MiB: the real index is 70 kB) parsed as JSON. */
 function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CheckpointError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readRegularText(file, file, 64 * MiB, (m) => new CheckpointError(m));
   try {
     return JSON.parse(text);
   } catch (e) {
