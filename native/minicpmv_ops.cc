@@ -14,6 +14,8 @@
 //   MiniCPMRotary(x: float [..., W], cos [T, d], sin [T, d]) -> y: rotate-half rotary embedding per head.
 //   MiniCPMCachedAttention(q, k, v, kcache, vcache, idx; heads, scale) -> y: the decoder's causal attention
 //     over a preallocated KV cache that it appends to in place; beams index their slots through idx.
+//   MiniCPMKVGrow(old, lo, hi; slots, capacity) -> y: a KV cache's new storage (mmap), with only the positions
+//     each slot holds copied in: pages no sequence wrote are never touched.
 //
 // Every op replaces several TF kernels (or a slower one) with one pass over the data; its TF.js-op
 // reference (`fooOps` beside `fooNative` in src/) is what the tests compare it with. Parallel loops run on
@@ -1474,6 +1476,98 @@ void ComputeCachedAttention(void* p, TF_OpKernelContext* ctx) {
 }
 
 // ====================================================================================================
+// MiniCPMKVGrow(old: float [S0, H, C0, d], lo: int32 [S0], hi: int32 [S0]; slots, capacity)
+//   -> y: float [slots, H, capacity, d], y[s, h, p] = old[s, h, p] for lo[s] <= p < hi[s]; nothing else written.
+// A KV cache's storage, new or grown (src/model/minicpm_llm.ts KVCache). The memory comes straight from mmap
+// and only the positions each slot holds are copied in, so pages no sequence has written are never touched
+// and take no RSS: with 3 beams the prompt is stored once, in slot 0, and slots 1-2 only hold what each beam
+// generates (3 beams after a 1000-token prompt: 1.5 GiB of the 2.2 GiB cache stays unbacked). Reading a
+// position no one wrote gives 0 (fresh anonymous pages), but the cache's table never points there.
+// ====================================================================================================
+
+struct KVGrowAttrs {
+  int64_t slots = 0, capacity = 0;
+};
+
+void* CreateKVGrow(TF_OpKernelConstruction* ctx) {
+  auto* a = new KVGrowAttrs();
+  TF_Status* status = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrInt64(ctx, "slots", &a->slots, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "capacity", &a->capacity, status);
+  if (TF_GetCode(status) == TF_OK && (a->slots < 1 || a->capacity < 1)) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT, "MiniCPMKVGrow: slots and capacity must be >= 1");
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return a;
+}
+
+void DeleteKVGrow(void* p) { delete static_cast<KVGrowAttrs*>(p); }
+
+void UnmapBuffer(void* data, size_t len, void*) { munmap(data, len); }
+
+void ComputeKVGrow(void* p, TF_OpKernelContext* ctx) {
+  const KVGrowAttrs* a = static_cast<KVGrowAttrs*>(p);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[3] = {};
+  for (int i = 0; i < 3 && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
+  const char* err = nullptr;
+  int64_t S0 = 0, H = 0, C0 = 0, d = 0;
+  if (TF_GetCode(status) == TF_OK) {
+    TF_Tensor *old = in[0], *lo = in[1], *hi = in[2];
+    if (TF_TensorType(old) != TF_FLOAT || TF_NumDims(old) != 4) {
+      err = "MiniCPMKVGrow: expects a float old cache [S0, H, C0, d]";
+    } else {
+      S0 = TF_Dim(old, 0), H = TF_Dim(old, 1), C0 = TF_Dim(old, 2), d = TF_Dim(old, 3);
+      if (TF_TensorType(lo) != TF_INT32 || TF_TensorType(hi) != TF_INT32 || TF_NumDims(lo) != 1 || TF_NumDims(hi) != 1 ||
+          TF_Dim(lo, 0) != S0 || TF_Dim(hi, 0) != S0) {
+        err = "MiniCPMKVGrow: expects int32 lo [S0] and hi [S0]";
+      } else if (H < 1 || d < 1 || S0 > a->slots || C0 > a->capacity) {
+        err = "MiniCPMKVGrow: the new cache must have heads and width and hold the old one (slots >= S0, capacity >= C0)";
+      } else if (a->slots > (INT64_MAX / 4) / H / d / a->capacity) {
+        err = "MiniCPMKVGrow: the cache size overflows";
+      } else {
+        const int32_t* l = static_cast<const int32_t*>(TF_TensorData(lo));
+        const int32_t* h = static_cast<const int32_t*>(TF_TensorData(hi));
+        for (int64_t s = 0; s < S0 && !err; s++) {
+          if (l[s] < 0 || l[s] > h[s] || h[s] > C0) err = "MiniCPMKVGrow: each slot's range must satisfy 0 <= lo <= hi <= C0";
+        }
+      }
+    }
+  }
+  if (err) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
+  if (TF_GetCode(status) == TF_OK) {
+    const size_t bytes = static_cast<size_t>(a->slots * H * a->capacity * d) * sizeof(float);
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      TF_SetStatus(status, TF_RESOURCE_EXHAUSTED, (std::string("MiniCPMKVGrow: cannot map ") + std::to_string(bytes) +
+                                                   " bytes: " + std::strerror(errno)).c_str());
+    } else {
+      float* y = static_cast<float*>(mem);
+      const float* x = Data(in[0]);
+      const int32_t* l = static_cast<const int32_t*>(TF_TensorData(in[1]));
+      const int32_t* h = static_cast<const int32_t*>(TF_TensorData(in[2]));
+      for (int64_t s = 0; s < S0; s++) {
+        if (h[s] <= l[s]) continue;
+        for (int64_t k = 0; k < H; k++) {
+          std::memcpy(y + ((s * H + k) * a->capacity + l[s]) * d, x + ((s * H + k) * C0 + l[s]) * d,
+                      static_cast<size_t>(h[s] - l[s]) * d * sizeof(float));
+        }
+      }
+      const int64_t dims[4] = {a->slots, H, a->capacity, d};
+      // Page-aligned, so TensorFlow takes the buffer as it is (it copies only unaligned ones); unmapped when
+      // the last tensor referring to it goes.
+      TF_Tensor* t = TF_NewTensor(TF_FLOAT, dims, 4, mem, bytes, &UnmapBuffer, nullptr);
+      TF_SetOutput(ctx, 0, t, status);
+      TF_DeleteTensor(t);
+    }
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
+// ====================================================================================================
 // Registration: op definitions, kernels, and the addon entry point
 // ====================================================================================================
 
@@ -1517,6 +1611,8 @@ bool Register(const char** error) {
       // Stateful: it writes into its cache inputs, so TensorFlow must run it every time it is asked to.
       {"MiniCPMCachedAttention", {"q: float", "k: float", "v: float", "kcache: float", "vcache: float", "idx: int32"},
        {"heads: int", "scale: float"}, f, true, &CreateCachedAttention, &ComputeCachedAttention, &DeleteCachedAttention},
+      {"MiniCPMKVGrow", {"old: float", "lo: int32", "hi: int32"}, {"slots: int", "capacity: int"}, f, true, &CreateKVGrow,
+       &ComputeKVGrow, &DeleteKVGrow},
   };
   TF_Status* status = TF_NewStatus();
   for (const OpSpec& op : ops) {

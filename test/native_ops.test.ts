@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, nativeAvailable } from '../src/backend/index.ts';
 import { loadNativeOps } from '../src/backend/native_ops.ts';
-import { BIAS_GELU, CACHED_ATTENTION, LINEAR, NORM, NativeOpError, ROTARY, SOFTMAX, WIDEN, cachedAttentionNative, linearManyNative, linearNative, rotaryNative, runNative, widenNative } from '../src/ops/native_kernels.ts';
+import { BIAS_GELU, CACHED_ATTENTION, KV_GROW, LINEAR, NORM, NativeOpError, ROTARY, SOFTMAX, WIDEN, cachedAttentionNative, kvGrowNative, linearManyNative, linearNative, rotaryNative, runNative, widenNative } from '../src/ops/native_kernels.ts';
 import { PackedWeight, widenOps } from '../src/ops/packed_weight.ts';
 import { linear, linearOps } from '../src/layers/linear.ts';
 import { mulberry32 } from '../src/model/rng.ts';
@@ -308,5 +308,39 @@ describe.skipIf(unmet(opsReq, vectorReq))(named('the narrower kernels (AVX2+FMA,
       expect(res.widen, isa).toBe(0);
       expect(res.attention, isa).toBeLessThanOrEqual(1);
     }
+  });
+});
+
+describe.skipIf(unmet(opsReq))(named('MiniCPMKVGrow', opsReq), () => {
+  it('copies each slot\'s written range, leaves the rest 0, and refuses bad input with one line', async () => {
+    await initBackend('tensorflow');
+    const [S0, H, C0, d] = [2, 3, 5, 4];
+    const old = tf.tensor4d(rand(S0 * H * C0 * d, 11), [S0, H, C0, d]);
+    const grown = kvGrowNative(old, [[0, 5], [2, 4]], 3, 8, H, d)!;
+    expect(grown.shape).toEqual([3, H, 8, d]);
+    const o = old.arraySync(), g = grown.arraySync();
+    for (let s = 0; s < 3; s++) for (let h = 0; h < H; h++) for (let p = 0; p < 8; p++) {
+      const kept = (s === 0 && p < 5) || (s === 1 && p >= 2 && p < 4);
+      expect(g[s][h][p], `slot ${s} head ${h} position ${p}`).toEqual(kept ? o[s][h][p] : [0, 0, 0, 0]);
+    }
+    const fresh = kvGrowNative(undefined, [], 2, 3, H, d)!;
+    expect(Array.from(fresh.dataSync())).toEqual(new Array(2 * H * 3 * d).fill(0));
+    const lo = tf.tensor1d([0, 0], 'int32'), hi = tf.tensor1d([6, 1], 'int32');
+    expect(() => runNative(KV_GROW, { old, lo, hi }, { slots: 3, capacity: 8 })).toThrow(/^MiniCPMKVGrow: each slot's range must satisfy 0 <= lo <= hi <= C0$/);
+    expect(() => runNative(KV_GROW, { old, lo, hi: lo }, { slots: 1, capacity: 8 })).toThrow(/^MiniCPMKVGrow: the new cache must .*hold the old one/);
+    expect(() => runNative(KV_GROW, { old, lo, hi: lo }, { slots: 0, capacity: 8 })).toThrow(/^MiniCPMKVGrow: slots and capacity must be >= 1$/);
+    tf.dispose([old, grown, fresh, lo, hi]);
+  });
+
+  it('pages no slot wrote take no memory: 3 slots x 4096 positions of which one slot holds 16', async () => {
+    await initBackend('tensorflow');
+    const [H, C, d] = [36, 4096, 64]; // 113 MiB for 3 slots
+    const small = kvGrowNative(undefined, [], 1, 16, H, d)!;
+    const rss0 = process.memoryUsage().rss;
+    const big = kvGrowNative(small, [[0, 16]], 3, C, H, d)!;
+    const grew = (process.memoryUsage().rss - rss0) / 2 ** 20;
+    expect(big.shape).toEqual([3, H, C, d]);
+    expect(grew, `RSS grew ${grew.toFixed(1)} MiB for a 113 MiB cache`).toBeLessThan(16);
+    tf.dispose([small, big]);
   });
 });

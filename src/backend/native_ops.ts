@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '../tfjs.ts';
-import { BIAS_GELU, CACHED_ATTENTION, LINEAR, NORM, READ_TENSOR, ROTARY, SOFTMAX, WIDEN } from '../ops/native_kernels.ts';
+import { BIAS_GELU, CACHED_ATTENTION, KV_GROW, LINEAR, NORM, READ_TENSOR, ROTARY, SOFTMAX, WIDEN } from '../ops/native_kernels.ts';
 
 export interface NativeOps {
   ok: boolean;
@@ -83,6 +83,7 @@ export function loadNativeOps(): NativeOps {
     registerOp(BIAS_GELU, ['x', 'b'], {});
     registerOp(ROTARY, ['x', 'cos', 'sin'], {});
     registerOp(CACHED_ATTENTION, ['q', 'k', 'v', 'kcache', 'vcache', 'idx'], { heads: I, scale: F });
+    registerOp(KV_GROW, ['old', 'lo', 'hi'], { slots: I, capacity: I });
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads`, kernels: registered });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}`, kernels: [] });

@@ -12,6 +12,7 @@ import { swigluMlp } from '../layers/mlp.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
 import { applyRotaryRows, rotaryTables } from '../layers/rotary.ts';
 import { ShapeError } from '../errors.ts';
+import { kvGrowNative } from '../ops/native_kernels.ts';
 import { Hooks } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
@@ -26,7 +27,9 @@ export const KV_CHUNK = 128;
  * reference returns new tensors, which replace the old). A table says where each sequence's entries are:
  * table[b][p] is the slot holding sequence b's key and value at position p. At each step sequence b writes
  * position p into slot b; a beam reorder only permutes the table's rows, so nothing is copied and beams
- * that share a prefix share its entries (the prompt is stored once, in slot 0).
+ * that share a prefix share its entries (the prompt is stored once, in slot 0). With the native kernels the
+ * storage is mapped memory of which only the positions a slot holds are ever written (MiniCPMKVGrow), so
+ * the unused parts of slots 1.. (the prompt's positions of every beam but the first) take no memory.
  */
 export class KVCache {
   /** Filled positions. */
@@ -39,6 +42,8 @@ export class KVCache {
   private sequences = 1;
   /** [sequences][capacity] slot per position. */
   private table: Int32Array[] = [new Int32Array(0)];
+  /** Per slot, the positions [lo, hi) written into it. */
+  private written: [number, number][] = [];
 
   constructor(numLayers: number, private readonly kvHeads: number, private readonly headDim: number, private readonly minSlots = 1) {
     this.k = new Array(numLayers).fill(null);
@@ -58,7 +63,11 @@ export class KVCache {
     if (B !== this.sequences) throw new ShapeError(`KV cache: holds ${this.sequences} sequence(s), got a batch of ${B}`);
     const P = this.length + T;
     if (P > this.capacity || B > this.slots) this.grow(Math.max(B, this.slots, this.minSlots), Math.max(this.capacity, P));
-    for (let b = 0; b < B; b++) this.table[b].fill(b, this.length, P);
+    for (let b = 0; b < B; b++) {
+      this.table[b].fill(b, this.length, P);
+      const w = this.written[b];
+      this.written[b] = w && w[1] > w[0] ? [Math.min(w[0], this.length), P] : [this.length, P];
+    }
     const idx = new Int32Array(B * P);
     for (let b = 0; b < B; b++) idx.set(this.table[b].subarray(0, P), b * P);
     return tf.tensor2d(idx, [B, P], 'int32');
@@ -95,6 +104,7 @@ export class KVCache {
     this.k.fill(null); this.v.fill(null);
     this.length = 0;
     this.slots = this.capacity = 0;
+    this.written = [];
   }
 
   /**
@@ -103,9 +113,10 @@ export class KVCache {
    */
   private grow(slots: number, need: number): void {
     const capacity = (Math.floor(need / KV_CHUNK) + 1) * KV_CHUNK;
+    const ranges = Array.from({ length: this.slots }, (_, s) => this.written[s] ?? [0, 0]);
     for (const list of [this.k, this.v]) {
       list.forEach((old, i) => {
-        list[i] = tf.tidy(() => (old
+        list[i] = kvGrowNative(old ?? undefined, ranges, slots, capacity, this.kvHeads, this.headDim) ?? tf.tidy(() => (old
           ? tf.pad(old, [[0, slots - this.slots], [0, 0], [0, capacity - this.capacity], [0, 0]])
           : tf.fill([slots, this.kvHeads, capacity, this.headDim], 0)) as tf.Tensor4D);
         old?.dispose();

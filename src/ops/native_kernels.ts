@@ -16,6 +16,7 @@ export const SOFTMAX = 'MiniCPMSoftmax';
 export const BIAS_GELU = 'MiniCPMBiasGelu';
 export const ROTARY = 'MiniCPMRotary';
 export const CACHED_ATTENTION = 'MiniCPMCachedAttention';
+export const KV_GROW = 'MiniCPMKVGrow';
 /** Stored dtypes the native reader widens to float32. */
 export const NATIVE_READ_DTYPES = new Set(['F32', 'BF16', 'F16']);
 
@@ -174,4 +175,21 @@ export function cachedAttentionNative(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tens
   vcache: tf.Tensor4D, idx: tf.Tensor2D, heads: number, scale: number): tf.Tensor2D | undefined {
   if (!hasKernel(CACHED_ATTENTION)) return undefined;
   return runNative(CACHED_ATTENTION, { q, k, v, kcache, vcache, idx }, { heads, scale }) as tf.Tensor2D;
+}
+
+/**
+ * A KV cache's storage [slots, Hkv, capacity, d] float32, new (`old` undefined) or grown from `old` [S0, Hkv,
+ * C0, d], holding only `ranges[s] = [lo, hi)`: the positions slot s has written, copied from `old`. The
+ * rest is never touched (fresh mapped pages, read as 0, no RSS until written). Undefined where not
+ * available (the TF.js path pads with zeros instead).
+ */
+export function kvGrowNative(old: tf.Tensor4D | undefined, ranges: [number, number][], slots: number, capacity: number,
+  kvHeads: number, headDim: number): tf.Tensor4D | undefined {
+  if (!hasKernel(KV_GROW)) return undefined;
+  return tf.tidy(() => {
+    const from = old ?? tf.zeros([0, kvHeads, 0, headDim]);
+    const lo = tf.tensor1d(ranges.slice(0, from.shape[0]).map((r) => r[0]), 'int32');
+    const hi = tf.tensor1d(ranges.slice(0, from.shape[0]).map((r) => r[1]), 'int32');
+    return runNative(KV_GROW, { old: from, lo, hi }, { slots, capacity }) as tf.Tensor4D;
+  });
 }
