@@ -413,7 +413,7 @@ MINICPM_AVX2 void TileAvx2(const float* x, int64_t ldx, const void* w, int64_t K
   }
 }
 
-// One row of W against R rows of x: y[r * ldy] = sum_k x[r * ldx + k] * W[k] (the M <= 8 path). The row is
+// One row of W against R rows of x: y[r * ldy] = sum_k x[r * ldx + k] * W[k] (used with R = 1: a decode step). The row is
 // read front to back, U blocks of 16 (AVX2: 8) at a time into R x U independent accumulators (enough chains
 // to cover the FMA latency), so each thread reads one contiguous stretch of W: one sequential stream per
 // core, which this memory system serves faster than several interleaved rows (measured 50 vs 44 GB/s on
@@ -485,32 +485,10 @@ MINICPM_AVX2 void RowAvx2(const float* x, int64_t ldx, const void* w, int64_t K,
 
 using RowFn = void (*)(const float*, int64_t, const void*, int64_t, float*, int64_t);
 
-// The row function for R rows of x (1..8) on this CPU: U = 8/R accumulators per row, at least 2 (AVX2: at
-// least 1, within 16 registers).
+// The one-row function on this CPU: 8 accumulators per row (2-8 rows take the tile path instead).
 template <WType T>
-RowFn RowFor(int R) {
-  if (g_isa == Isa::Avx512) {
-    switch (R) {
-      case 1: return &RowAvx512<T, 1, 8>;
-      case 2: return &RowAvx512<T, 2, 4>;
-      case 3: return &RowAvx512<T, 3, 4>;
-      case 4: return &RowAvx512<T, 4, 2>;
-      case 5: return &RowAvx512<T, 5, 2>;
-      case 6: return &RowAvx512<T, 6, 2>;
-      case 7: return &RowAvx512<T, 7, 2>;
-      default: return &RowAvx512<T, 8, 2>;
-    }
-  }
-  switch (R) {
-    case 1: return &RowAvx2<T, 1, 8>;
-    case 2: return &RowAvx2<T, 2, 4>;
-    case 3: return &RowAvx2<T, 3, 3>;
-    case 4: return &RowAvx2<T, 4, 2>;
-    case 5: return &RowAvx2<T, 5, 2>;
-    case 6: return &RowAvx2<T, 6, 2>;
-    case 7: return &RowAvx2<T, 7, 1>;
-    default: return &RowAvx2<T, 8, 1>;
-  }
+RowFn RowOne() {
+  return g_isa == Isa::Avx512 ? &RowAvx512<T, 1, 8> : &RowAvx2<T, 1, 8>;
 }
 
 template <WType T>
@@ -613,7 +591,7 @@ void Linear(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_j
   const int64_t mb = (M + mc - 1) / mc;
   int64_t first[9] = {0};
   for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + mb * ((jobs[j].N + nc - 1) / nc);
-  const RowFn row_fn = M == 1 && g_isa != Isa::Scalar ? RowFor<T>(1) : nullptr;
+  const RowFn row_fn = M == 1 && g_isa != Isa::Scalar ? RowOne<T>() : nullptr;
   ParallelFor(first[n_jobs], parallel, [&](int64_t task) {
     int j = 0;
     while (task >= first[j + 1]) j++;

@@ -65,8 +65,7 @@ export class KVCache {
     if (P > this.capacity || B > this.slots) this.grow(Math.max(B, this.slots, this.minSlots), Math.max(this.capacity, P));
     for (let b = 0; b < B; b++) {
       this.table[b].fill(b, this.length, P);
-      const w = this.written[b];
-      this.written[b] = w && w[1] > w[0] ? [Math.min(w[0], this.length), P] : [this.length, P];
+      this.written[b] = [this.written[b]?.[0] ?? this.length, P]; // each step extends a slot's range
     }
     const idx = new Int32Array(B * P);
     for (let b = 0; b < B; b++) idx.set(this.table[b].subarray(0, P), b * P);

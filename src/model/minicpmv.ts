@@ -6,7 +6,7 @@ import { expectedTensors, type MiniCPMVConfig } from '../config.ts';
 import { LINEAR, NativeOpError, READ_TENSOR, WIDEN, hasKernel, readTensorNative } from '../ops/native_kernels.ts';
 import { PackedWeight, type PackedDtype } from '../ops/packed_weight.ts';
 import { ShapeError } from '../errors.ts';
-import { findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError, type ModelParts, type TensorSource, WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption } from '../weights/loader.ts';
+import { baseName, findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError, type ModelParts, type TensorSource, WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption } from '../weights/loader.ts';
 import { Hooks } from './hooks.ts';
 import { MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
 import { ParamStore, isWeightMatrix, type Param } from './params.ts';
@@ -134,7 +134,7 @@ export class MiniCPMV {
         // and an empty answer with exit 0.
         const nonFinite = (detail: string) => new WeightsError(
           `${source.dir ?? 'checkpoint'}: weights must be finite: ${detail}`, [detail]);
-        const file = () => (source.fileOf ? source.fileOf(t.key).split(/[\\/]/).pop()! : t.key);
+        const file = () => (source.fileOf ? baseName(source.fileOf(t.key)) : t.key);
         try {
           w = at ? readTensorNative(at, t.shape, { packed: pack !== undefined }) : undefined;
         } catch (e) {

@@ -32,7 +32,8 @@ export type ModelParts = 'all' | 'vision';
 
 const FLOAT_DTYPES: ReadonlySet<STDtype> = new Set(['F32', 'F16', 'BF16', 'F64']);
 const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
-const baseName = (file: string) => file.slice(file.lastIndexOf('/') + 1);
+/** A checkpoint file's name without its directory, for messages. */
+export const baseName = (file: string) => file.slice(file.lastIndexOf('/') + 1);
 
 export interface ValidateOptions {
   /** 'vision': the llm tensors may be absent (they are then not loaded). Default 'all'. */
