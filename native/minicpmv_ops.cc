@@ -11,11 +11,14 @@
 //     pass per row.
 //   MiniCPMSoftmax(x: float [..., D]) -> y: softmax over the last dimension.
 //   MiniCPMBiasGelu(x: float [R, D], b [D]) -> y [R, D]: exact-erf GELU of x + b.
+//   MiniCPMSwiGLU(g, u) -> y = silu(g) * u: the MiniCPM MLP's middle.
 //   MiniCPMRotary(x: float [..., W], cos [T, d], sin [T, d]) -> y: rotate-half rotary embedding per head.
 //   MiniCPMCachedAttention(q, k, v, kcache, vcache, idx; heads, scale) -> y: the decoder's causal attention
 //     over a preallocated KV cache that it appends to in place; beams index their slots through idx.
 //   MiniCPMKVGrow(old, lo, hi; slots, capacity) -> y: a KV cache's new storage (mmap), with only the positions
 //     each slot holds copied in: pages no sequence wrote are never touched.
+//   MiniCPMDecoderLayer(h, norms, 7 weights, cos, sin, kcache, vcache, idx; wtype, eps, heads, scale, residual)
+//     -> y: one whole decoder layer (the ops above, same code, same order) in one call, for decode steps.
 //
 // Every op replaces several TF kernels (or a slower one) with one pass over the data; its TF.js-op
 // reference (`fooOps` beside `fooNative` in src/) is what the tests compare it with. Parallel loops run on
@@ -579,9 +582,16 @@ void Linear(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_j
   const int RT = g_isa == Isa::Avx512 ? 4 : 3;
   const int R = M == 1 ? 1 : static_cast<int>(M < RT ? M : RT);
   const int G = g_isa == Isa::Scalar || M == 1 ? 1 : g_isa == Isa::Avx512 ? 6 : 3;
-  // Few rows: chunks of about 64 W rows (a multiple of G), read one after the other. GEMM: x blocks that fit in L2
-  // (~512 KB) by 96 W rows.
-  const int64_t nc = rows_path ? G * (64 / G) : 96;
+  // Few rows: each weight in 2 x threads runs of consecutive W rows (at least 64, a multiple of G), so that a
+  // thread streams long contiguous stretches (64-row chunks, interleaved between the threads, streamed a third
+  // slower: 141 vs 105-115 ms of products per decode step on 2 cores), and a descheduled thread still leaves
+  // most runs to the others. GEMM: x blocks that fit in L2 (~512 KB) by 96 W rows.
+  int64_t nmax = 0;
+  for (int j = 0; j < n_jobs; j++) nmax = jobs[j].N > nmax ? jobs[j].N : nmax;
+  const int64_t runs = 2 * Pool::Get().threads();
+  int64_t run = (nmax + runs - 1) / runs;
+  run = run < 64 ? 64 : run;
+  const int64_t nc = rows_path ? G * ((run + G - 1) / G) : 96;
   int64_t mc = M;
   if (!rows_path) {
     mc = (512 * 1024) / (4 * (K > 0 ? K : 1));
@@ -994,6 +1004,14 @@ void* CreateNorm(TF_OpKernelConstruction* ctx) {
 
 void DeleteNorm(void* p) { delete static_cast<NormAttrs*>(p); }
 
+// One row of RMSNorm: torch's x * rsqrt(mean(x^2) + eps) in fp32 (the mean in double), then * w.
+inline void RmsNormRow(const float* row, const float* wp, float* out, int64_t D, double eps) {
+  double sq = 0;
+  for (int64_t i = 0; i < D; i++) sq += static_cast<double>(row[i]) * row[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(sq / D + eps));
+  for (int64_t i = 0; i < D; i++) out[i] = (row[i] * inv) * wp[i];
+}
+
 void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
   const NormAttrs* a = static_cast<NormAttrs*>(p);
   RunKernel(
@@ -1017,11 +1035,7 @@ void ComputeNorm(void* p, TF_OpKernelContext* ctx) {
           const float* row = xp + r * D;
           float* out = yp + r * D;
           if (rms) {
-            double sq = 0;
-            for (int64_t i = 0; i < D; i++) sq += static_cast<double>(row[i]) * row[i];
-            // torch: x * rsqrt(var + eps) in fp32, then * weight
-            const float inv = static_cast<float>(1.0 / std::sqrt(sq / D + eps));
-            for (int64_t i = 0; i < D; i++) out[i] = (row[i] * inv) * wp[i];
+            RmsNormRow(row, wp, out, D, eps);
           } else {
             double sum = 0;
             for (int64_t i = 0; i < D; i++) sum += row[i];
@@ -1184,12 +1198,83 @@ void ComputeBiasGelu(void*, TF_OpKernelContext* ctx) {
 }
 
 // ====================================================================================================
+// MiniCPMSwiGLU(g: float [R, D], u: float [R, D]) -> y [R, D] = silu(g) * u, rounded as the TF ops
+//   mul(mul(g, sigmoid(g)), u) with sigmoid(g) = 1 / (1 + exp(-g)); exp is Exp8 (softmax section, ~1e-7
+//   relative; std::exp for the tail and without AVX2). The MiniCPM MLP's middle: one pass instead of three TF
+//   kernels, and the same rows the fused decoder layer runs.
+// ====================================================================================================
+
+inline float SwiGLUOne(float g, float u) {
+  const float sig = 1.0f / (1.0f + std::exp(-g));
+  const float a = g * sig;
+  return a * u;
+}
+
+__attribute__((target("avx2,fma"))) void SwiGLUAvx2(const float* g, const float* u, float* y, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, Exp8(_mm256_sub_ps(zero, gv))));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(gv, sig), _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; i++) y[i] = SwiGLUOne(g[i], u[i]);
+}
+
+// y = silu(g) * u over n values, in blocks of 4096 over the pool when there are many.
+void SwiGLU(const float* g, const float* u, float* y, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  ParallelFor((n + kBlock - 1) / kBlock, n > 65536, [&](int64_t b) {
+    const int64_t i0 = b * kBlock, len = n - i0 < kBlock ? n - i0 : kBlock;
+    if (g_avx2) {
+      SwiGLUAvx2(g + i0, u + i0, y + i0, len);
+    } else {
+      for (int64_t i = i0; i < i0 + len; i++) y[i] = SwiGLUOne(g[i], u[i]);
+    }
+  });
+}
+
+void ComputeSwiGLU(void*, TF_OpKernelContext* ctx) {
+  RunKernel(
+      ctx, 2,
+      [](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        if (TF_NumDims(in[0]) != TF_NumDims(in[1])) return "MiniCPMSwiGLU: g and u must have the same shape";
+        for (int i = 0; i < TF_NumDims(in[0]); i++) {
+          if (TF_Dim(in[0], i) != TF_Dim(in[1], i)) return "MiniCPMSwiGLU: g and u must have the same shape";
+        }
+        *dims = DimsOf(in[0]);
+        return nullptr;
+      },
+      [](TF_Tensor** in, float* y) { SwiGLU(Data(in[0]), Data(in[1]), y, TF_TensorElementCount(in[0])); });
+}
+
+// ====================================================================================================
 // MiniCPMRotary(x: float [..., W], cos: float [T, d], sin: float [T, d]) -> y: float [..., W]
 //   y = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(-x[d/2:], x[:d/2]), for each d-wide head of each
 //   row; row r (x's leading dimensions flattened) is at position r % T. So x is either [B, H, T, d] (W = d)
 //   or the decoder's 2-D [B*T, H*d] (W = H*d). One pass instead of six TF kernels, rounded as TF's mul,
 //   mul, add (bit-identical to the TF.js ops).
 // ====================================================================================================
+
+// y = rotary(x) for `rows` rows of width W (heads of d), row r at position r % T of cos/sin [T, d].
+void RotaryRows(const float* xp, const float* cp, const float* sp, float* yp, int64_t rows, int64_t W, int64_t T,
+                int64_t d) {
+  const int64_t half = d / 2;
+  ParallelFor(rows, rows * W > 65536, [&](int64_t r) {
+    const float* cr = cp + (r % T) * d;
+    const float* sr = sp + (r % T) * d;
+    for (int64_t h = 0; h < W; h += d) {
+      const float* xr = xp + r * W + h;
+      float* yr = yp + r * W + h;
+      for (int64_t k = 0; k < half; k++) {
+        const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
+        yr[k] = a + b;
+        const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
+        yr[k + half] = e + f;
+      }
+    }
+  });
+}
 
 void ComputeRotary(void*, TF_OpKernelContext* ctx) {
   RunKernel(
@@ -1206,23 +1291,8 @@ void ComputeRotary(void*, TF_OpKernelContext* ctx) {
         return nullptr;
       },
       [](TF_Tensor** in, float* yp) {
-        const int64_t T = TF_Dim(in[1], 0), d = TF_Dim(in[1], 1), half = d / 2;
         const int64_t W = TF_Dim(in[0], TF_NumDims(in[0]) - 1), rows = W > 0 ? TF_TensorElementCount(in[0]) / W : 0;
-        const float *xp = Data(in[0]), *cp = Data(in[1]), *sp = Data(in[2]);
-        ParallelFor(rows, rows * W > 65536, [&](int64_t r) {
-          const float* cr = cp + (r % T) * d;
-          const float* sr = sp + (r % T) * d;
-          for (int64_t h = 0; h < W; h += d) {
-            const float* xr = xp + r * W + h;
-            float* yr = yp + r * W + h;
-            for (int64_t k = 0; k < half; k++) {
-              const float a = xr[k] * cr[k], b = -xr[k + half] * sr[k];  // rounded as TF's mul, mul, add
-              yr[k] = a + b;
-              const float e = xr[k + half] * cr[k + half], f = xr[k] * sr[k + half];
-              yr[k + half] = e + f;
-            }
-          }
-        });
+        RotaryRows(Data(in[0]), Data(in[1]), Data(in[2]), yp, rows, W, TF_Dim(in[1], 0), TF_Dim(in[1], 1));
       });
 }
 
@@ -1349,108 +1419,294 @@ MINICPM_AVX512 void AttendRowsAvx512(const float* const* q, const int32_t* const
   }
 }
 
+// The checks of the cached attention's inputs, the products given by their dims (q [rows, qw], k [krows, kw],
+// v [vrows, vw]) so that the fused layer op can check what it will compute: nullptr when fine, else the message
+// ("op: what").
+const char* CheckAttention(int64_t rows, int64_t qw, int64_t krows, int64_t kw, int64_t vrows, int64_t vw, TF_Tensor* kc,
+                           TF_Tensor* vc, TF_Tensor* idx, int64_t heads,
+                           const char* op) {
+  thread_local std::string message;
+  auto fail = [&](const char* what) { return (message = std::string(op) + ": " + what).c_str(); };
+  if (TF_NumDims(kc) != 4 || TF_NumDims(vc) != 4 || TF_NumDims(idx) != 2 || TF_TensorType(idx) != TF_INT32 ||
+      TF_TensorType(kc) != TF_FLOAT || TF_TensorType(vc) != TF_FLOAT) {
+    return fail("expects q [B*T, H*d], k and v [B*T, Hkv*d], caches [S, Hkv, C, d], int32 idx [B, P]");
+  }
+  for (int i = 0; i < 4; i++) {
+    if (TF_Dim(kc, i) != TF_Dim(vc, i)) return fail("the key and value caches differ in shape");
+  }
+  const int64_t B = TF_Dim(idx, 0), P = TF_Dim(idx, 1);
+  const int64_t S = TF_Dim(kc, 0), Hkv = TF_Dim(kc, 1), C = TF_Dim(kc, 2), d = TF_Dim(kc, 3), H = heads;
+  if (B < 1 || d < 1 || Hkv < 1 || rows % B != 0 || rows / B < 1 || rows / B > P) {
+    return fail("q's rows must be B*T with 1 <= T <= P (idx [B, P])");
+  }
+  if (H % Hkv != 0 || qw != H * d || kw != Hkv * d || vw != Hkv * d || krows != rows || vrows != rows) {
+    return fail("q must be [B*T, heads*d] and k, v [B*T, Hkv*d], heads a multiple of Hkv");
+  }
+  if (P > C) return fail("idx covers more positions than the cache holds");
+  const int32_t* ix = static_cast<const int32_t*>(TF_TensorData(idx));
+  for (int64_t i = 0; i < B * P; i++) {
+    if (ix[i] < 0 || ix[i] >= S) return fail("idx holds a slot outside the cache");
+  }
+  const int64_t T = rows / B;
+  for (int64_t t = P - T; t < P; t++) {
+    for (int64_t b = 0; b < B; b++) {
+      for (int64_t c = 0; c < b; c++) {
+        if (ix[b * P + t] == ix[c * P + t]) return fail("two sequences write the same cache slot");
+      }
+    }
+  }
+  return nullptr;
+}
+
+// Writes the new keys/values into the caches, then y [rows, H*d] = the attention of every new query row (see the
+// section's head). The inputs passed CheckAttention.
+void Attend(const float* q, const float* k, const float* v, TF_Tensor* kct, TF_Tensor* vct, TF_Tensor* idx, int64_t rows,
+            int64_t heads, float scale, float* y) {
+  float* kc = static_cast<float*>(TF_TensorData(kct));
+  float* vc = static_cast<float*>(TF_TensorData(vct));
+  const int32_t* ix = static_cast<const int32_t*>(TF_TensorData(idx));
+  const int64_t B = TF_Dim(idx, 0), P = TF_Dim(idx, 1), T = rows / B, past = P - T;
+  const int64_t Hkv = TF_Dim(kct, 1), C = TF_Dim(kct, 2), d = TF_Dim(kct, 3), H = heads, rep = H / Hkv;
+  auto cell = [&](int64_t slot, int64_t h, int64_t pos) { return (slot * Hkv + h) * C * d + pos * d; };
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t slot = ix[b * P + past + t], row = b * T + t;
+      for (int64_t h = 0; h < Hkv; h++) {
+        std::memcpy(kc + cell(slot, h, past + t), k + row * Hkv * d + h * d, sizeof(float) * d);
+        std::memcpy(vc + cell(slot, h, past + t), v + row * Hkv * d + h * d, sizeof(float) * d);
+      }
+    }
+  }
+  // The query rows of kv head h, in groups of up to 4: for a decode step the beams (and the query heads
+  // sharing h), for a prefill consecutive positions. One task per (h, group).
+  const int64_t rows_per_head = rep * B * T, groups = (rows_per_head + 3) / 4;
+  const bool wide = g_isa == Isa::Avx512 && d % 16 == 0;
+  ParallelFor(Hkv * groups, B * T * P * d * H > (1 << 14), [&](int64_t task) {
+    const int64_t h = task / groups, g0 = (task % groups) * 4;
+    const int R = static_cast<int>(rows_per_head - g0 < 4 ? rows_per_head - g0 : 4);
+    const float* qr[4];
+    float* outr[4];
+    const int32_t* slots[4];
+    int64_t L[4];
+    for (int r = 0; r < R; r++) {
+      const int64_t i = g0 + r, hq = h * rep + i / (B * T), b = (i % (B * T)) / T, t = i % T;
+      qr[r] = q + (b * T + t) * H * d + hq * d;
+      outr[r] = y + (b * T + t) * H * d + hq * d;
+      slots[r] = ix + b * P;
+      L[r] = past + t + 1;
+    }
+    std::vector<float> s(static_cast<size_t>(4 * P));
+    if (wide) {
+      switch (R) {
+        case 1: AttendRowsAvx512<1>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+        case 2: AttendRowsAvx512<2>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+        case 3: AttendRowsAvx512<3>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+        default: AttendRowsAvx512<4>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
+      }
+      return;
+    }
+    for (int r = 0; r < R; r++) {
+      for (int64_t j = 0; j < L[r]; j++) {
+        const float* kr = kc + cell(slots[r][j], h, j);
+        s[j] = (g_avx2 ? Dot8(qr[r], kr, d) : DotScalar(qr[r], kr, d)) * scale;
+      }
+      SoftmaxInPlace(s.data(), L[r]);
+      std::memset(outr[r], 0, sizeof(float) * d);
+      for (int64_t j = 0; j < L[r]; j++) {
+        const float* vr = vc + cell(slots[r][j], h, j);
+        if (g_avx2) {
+          Axpy8(s[j], vr, outr[r], d);
+        } else {
+          for (int64_t c = 0; c < d; c++) outr[r][c] += s[j] * vr[c];
+        }
+      }
+    }
+  });
+}
+
 void ComputeCachedAttention(void* p, TF_OpKernelContext* ctx) {
   const AttentionAttrs* a = static_cast<AttentionAttrs*>(p);
   RunKernel(
       ctx, 6,
       [a](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
-        TF_Tensor *q = in[0], *k = in[1], *v = in[2], *kc = in[3], *vc = in[4], *idx = in[5];
-        if (TF_NumDims(q) != 2 || TF_NumDims(k) != 2 || TF_NumDims(v) != 2 || TF_NumDims(kc) != 4 || TF_NumDims(vc) != 4 ||
-            TF_NumDims(idx) != 2 || TF_TensorType(idx) != TF_INT32) {
+        TF_Tensor *q = in[0], *k = in[1], *v = in[2];
+        if (TF_NumDims(q) != 2 || TF_NumDims(k) != 2 || TF_NumDims(v) != 2) {
           return "MiniCPMCachedAttention: expects q [B*T, H*d], k and v [B*T, Hkv*d], caches [S, Hkv, C, d], int32 idx [B, P]";
         }
-        for (int i = 0; i < 4; i++) {
-          if (TF_Dim(kc, i) != TF_Dim(vc, i)) return "MiniCPMCachedAttention: the key and value caches differ in shape";
+        if (const char* err = CheckAttention(TF_Dim(q, 0), TF_Dim(q, 1), TF_Dim(k, 0), TF_Dim(k, 1), TF_Dim(v, 0),
+                                             TF_Dim(v, 1), in[3], in[4], in[5], a->heads,
+                                             "MiniCPMCachedAttention")) {
+          return err;
         }
-        const int64_t B = TF_Dim(idx, 0), P = TF_Dim(idx, 1), rows = TF_Dim(q, 0);
-        const int64_t S = TF_Dim(kc, 0), Hkv = TF_Dim(kc, 1), C = TF_Dim(kc, 2), d = TF_Dim(kc, 3), H = a->heads;
-        if (B < 1 || d < 1 || Hkv < 1 || rows % B != 0 || rows / B < 1 || rows / B > P) {
-          return "MiniCPMCachedAttention: q's rows must be B*T with 1 <= T <= P (idx [B, P])";
-        }
-        if (H % Hkv != 0 || TF_Dim(q, 1) != H * d || TF_Dim(k, 1) != Hkv * d || TF_Dim(v, 1) != Hkv * d ||
-            TF_Dim(k, 0) != rows || TF_Dim(v, 0) != rows) {
-          return "MiniCPMCachedAttention: q must be [B*T, heads*d] and k, v [B*T, Hkv*d], heads a multiple of Hkv";
-        }
-        if (P > C) return "MiniCPMCachedAttention: idx covers more positions than the cache holds";
-        const int32_t* ix = static_cast<const int32_t*>(TF_TensorData(idx));
-        for (int64_t i = 0; i < B * P; i++) {
-          if (ix[i] < 0 || ix[i] >= S) return "MiniCPMCachedAttention: idx holds a slot outside the cache";
-        }
-        const int64_t T = rows / B;
-        for (int64_t t = P - T; t < P; t++) {
-          for (int64_t b = 0; b < B; b++) {
-            for (int64_t c = 0; c < b; c++) {
-              if (ix[b * P + t] == ix[c * P + t]) return "MiniCPMCachedAttention: two sequences write the same cache slot";
-            }
-          }
-        }
-        *dims = {rows, H * d};
+        *dims = {TF_Dim(q, 0), a->heads * TF_Dim(in[3], 3)};
         return nullptr;
       },
       [a](TF_Tensor** in, float* y) {
-        const float *q = Data(in[0]), *k = Data(in[1]), *v = Data(in[2]);
-        float* kc = static_cast<float*>(TF_TensorData(in[3]));
-        float* vc = static_cast<float*>(TF_TensorData(in[4]));
-        const int32_t* ix = static_cast<const int32_t*>(TF_TensorData(in[5]));
-        const int64_t B = TF_Dim(in[5], 0), P = TF_Dim(in[5], 1), T = TF_Dim(in[0], 0) / B, past = P - T;
-        const int64_t Hkv = TF_Dim(in[3], 1), C = TF_Dim(in[3], 2), d = TF_Dim(in[3], 3), H = a->heads, rep = H / Hkv;
-        const float scale = a->scale;
-        auto cell = [&](int64_t slot, int64_t h, int64_t pos) { return (slot * Hkv + h) * C * d + pos * d; };
-        for (int64_t b = 0; b < B; b++) {
-          for (int64_t t = 0; t < T; t++) {
-            const int64_t slot = ix[b * P + past + t], row = b * T + t;
-            for (int64_t h = 0; h < Hkv; h++) {
-              std::memcpy(kc + cell(slot, h, past + t), k + row * Hkv * d + h * d, sizeof(float) * d);
-              std::memcpy(vc + cell(slot, h, past + t), v + row * Hkv * d + h * d, sizeof(float) * d);
-            }
-          }
-        }
-        // The query rows of kv head h, in groups of up to 4: for a decode step the beams (and the query heads
-        // sharing h), for a prefill consecutive positions. One task per (h, group).
-        const int64_t rows_per_head = rep * B * T, groups = (rows_per_head + 3) / 4;
-        const bool wide = g_isa == Isa::Avx512 && d % 16 == 0;
-        ParallelFor(Hkv * groups, B * T * P * d * H > (1 << 14), [&](int64_t task) {
-          const int64_t h = task / groups, g0 = (task % groups) * 4;
-          const int R = static_cast<int>(rows_per_head - g0 < 4 ? rows_per_head - g0 : 4);
-          const float* qr[4];
-          float* outr[4];
-          const int32_t* slots[4];
-          int64_t L[4];
-          for (int r = 0; r < R; r++) {
-            const int64_t i = g0 + r, hq = h * rep + i / (B * T), b = (i % (B * T)) / T, t = i % T;
-            qr[r] = q + (b * T + t) * H * d + hq * d;
-            outr[r] = y + (b * T + t) * H * d + hq * d;
-            slots[r] = ix + b * P;
-            L[r] = past + t + 1;
-          }
-          std::vector<float> s(static_cast<size_t>(4 * P));
-          if (wide) {
-            switch (R) {
-              case 1: AttendRowsAvx512<1>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
-              case 2: AttendRowsAvx512<2>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
-              case 3: AttendRowsAvx512<3>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
-              default: AttendRowsAvx512<4>(qr, slots, L, kc, vc, Hkv, C, d, h, scale, outr, s.data(), P); break;
-            }
-            return;
-          }
-          for (int r = 0; r < R; r++) {
-            for (int64_t j = 0; j < L[r]; j++) {
-              const float* kr = kc + cell(slots[r][j], h, j);
-              s[j] = (g_avx2 ? Dot8(qr[r], kr, d) : DotScalar(qr[r], kr, d)) * scale;
-            }
-            SoftmaxInPlace(s.data(), L[r]);
-            std::memset(outr[r], 0, sizeof(float) * d);
-            for (int64_t j = 0; j < L[r]; j++) {
-              const float* vr = vc + cell(slots[r][j], h, j);
-              if (g_avx2) {
-                Axpy8(s[j], vr, outr[r], d);
-              } else {
-                for (int64_t c = 0; c < d; c++) outr[r][c] += s[j] * vr[c];
-              }
-            }
-          }
-        });
+        Attend(Data(in[0]), Data(in[1]), Data(in[2]), in[3], in[4], in[5], TF_Dim(in[0], 0), a->heads, a->scale, y);
       });
+}
+
+// ====================================================================================================
+// MiniCPMDecoderLayer(h: float [M, D], ln1 [D], wq, wk, wv, wo, ln2 [D], wg, wu, wd (each W [N, K] float or
+//   [N, K/2] int32 packed, as MiniCPMLinear), cos [T, d], sin [T, d], kcache, vcache [S, Hkv, C, d],
+//   idx: int32 [B, P]; wtype, eps, heads, scale, residual) -> y: float [M, D]
+// One MiniCPM decoder layer over M = B*T rows (src/model/minicpm_llm.ts), the ops above in the order the
+// unfused path runs them, each the same code, so the result is bit for bit that path's:
+//   x  = rmsnorm(h, ln1);  q, k, v = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ;  q, k = rotary(q), rotary(k)
+//   a  = cached attention (writes k, v into the caches);   h1 = h + (a·Woᵀ)·residual
+//   x2 = rmsnorm(h1, ln2); y = h1 + ((silu(x2·Wgᵀ) * x2·Wuᵀ)·Wdᵀ)·residual
+// A decode step is 40 of these calls instead of ~600 small kernels: the products stream back to back on
+// workers that stay awake, and nothing in between goes through TensorFlow's dispatch.
+// ====================================================================================================
+
+struct LayerAttrs {
+  WType wtype = WType::F32;
+  float eps = 0, scale = 0, residual = 0;
+  int64_t heads = 0;
+};
+
+void* CreateDecoderLayer(TF_OpKernelConstruction* ctx) {
+  auto* a = new LayerAttrs();
+  TF_Status* status = TF_NewStatus();
+  std::string t;
+  GetStringAttr(ctx, "wtype", &t, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "eps", &a->eps, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "scale", &a->scale, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "residual", &a->residual, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "heads", &a->heads, status);
+  if (TF_GetCode(status) == TF_OK) {
+    if (t == "f32") a->wtype = WType::F32;
+    else if (t == "bf16") a->wtype = WType::BF16;
+    else if (t == "f16") a->wtype = WType::F16;
+    else TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMDecoderLayer: wtype must be f32, bf16 or f16, got \"" + t + "\"").c_str());
+  }
+  if (TF_GetCode(status) == TF_OK &&
+      (a->heads < 1 || !(std::isfinite(a->scale) && a->scale > 0) || !(a->eps >= 0 && std::isfinite(a->eps)) ||
+       !std::isfinite(a->residual))) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT,
+                 "MiniCPMDecoderLayer: heads must be >= 1, scale a finite number > 0, eps finite >= 0, residual finite");
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return a;
+}
+
+void DeleteDecoderLayer(void* p) { delete static_cast<LayerAttrs*>(p); }
+
+constexpr int kLayerInputs = 15;
+enum LayerInput { kH, kLn1, kWq, kWk, kWv, kWo, kLn2, kWg, kWu, kWd, kCos, kSin, kKc, kVc, kIdx };
+
+// Shapes: nullptr when the inputs make a layer, else the message.
+const char* CheckDecoderLayer(TF_Tensor** in, const LayerAttrs& a) {
+  const bool packed = a.wtype != WType::F32;
+  const int64_t f = packed ? 2 : 1;
+  TF_Tensor* h = in[kH];
+  if (TF_NumDims(h) != 2 || TF_Dim(h, 0) < 1 || TF_Dim(h, 1) < 1) return "MiniCPMDecoderLayer: expects h [M, D]";
+  const int64_t M = TF_Dim(h, 0), D = TF_Dim(h, 1);
+  for (int i : {kLn1, kLn2}) {
+    if (TF_NumDims(in[i]) != 1 || TF_Dim(in[i], 0) != D) return "MiniCPMDecoderLayer: the norm weights must be [D]";
+  }
+  for (int i : {kWq, kWk, kWv, kWo, kWg, kWu, kWd}) {
+    if (TF_TensorType(in[i]) != (packed ? TF_INT32 : TF_FLOAT) || TF_NumDims(in[i]) != 2) {
+      return "MiniCPMDecoderLayer: weights must be float32 [N, K] for wtype f32 and int32 [N, K/2] for bf16/f16";
+    }
+  }
+  // (weight, the input width it multiplies, its rows or -1 when free)
+  const int64_t Nq = TF_Dim(in[kWq], 0), I = TF_Dim(in[kWg], 0);
+  const struct { int w; int64_t K, N; } want[] = {{kWq, D, -1}, {kWk, D, -1}, {kWv, D, -1}, {kWo, Nq, D},
+                                                  {kWg, D, -1}, {kWu, D, I},  {kWd, I, D}};
+  for (const auto& e : want) {
+    if (TF_Dim(in[e.w], 1) * f != e.K || (e.N >= 0 && TF_Dim(in[e.w], 0) != e.N) || TF_Dim(in[e.w], 0) < 1) {
+      return "MiniCPMDecoderLayer: expects wq [Hd, D], wk and wv [Hkv*d, D], wo [D, Hd], wg and wu [I, D], wd [D, I] "
+             "(K halved when packed)";
+    }
+  }
+  if (const char* err = CheckAttention(M, Nq, M, TF_Dim(in[kWk], 0), M, TF_Dim(in[kWv], 0), in[kKc], in[kVc], in[kIdx],
+                                       a.heads, "MiniCPMDecoderLayer")) {
+    return err;
+  }
+  const int64_t T = M / TF_Dim(in[kIdx], 0), d = TF_Dim(in[kKc], 3);
+  TF_Tensor *c = in[kCos], *s = in[kSin];
+  if (TF_NumDims(c) != 2 || TF_NumDims(s) != 2 || TF_Dim(c, 0) != T || TF_Dim(s, 0) != T || TF_Dim(c, 1) != d ||
+      TF_Dim(s, 1) != d || d % 2) {
+    return "MiniCPMDecoderLayer: cos and sin must be [T, d] (T new positions per sequence, d even)";
+  }
+  return nullptr;
+}
+
+template <WType T>
+void DecoderLayer(TF_Tensor** in, const LayerAttrs& a, float* y) {
+  const int64_t M = TF_Dim(in[kH], 0), D = TF_Dim(in[kH], 1);
+  const int64_t Nq = TF_Dim(in[kWq], 0), Nk = TF_Dim(in[kWk], 0), Nv = TF_Dim(in[kWv], 0), I = TF_Dim(in[kWg], 0);
+  const int64_t Tn = TF_Dim(in[kCos], 0), d = TF_Dim(in[kCos], 1);
+  const float* h = Data(in[kH]);
+  const double eps = a.eps;
+  const float rs = a.residual;
+  // Scratch for the intermediate rows (a decode step: a few hundred KB, kept between calls).
+  thread_local std::vector<float> scratch;
+  const size_t need = static_cast<size_t>(M) * (D + 2 * Nq + 2 * Nk + Nv + Nq + 3 * I);
+  if (scratch.size() < need) scratch.resize(need);
+  float* x = scratch.data();
+  float* q = x + M * D;
+  float* qr = q + M * Nq;
+  float* k = qr + M * Nq;
+  float* kr = k + M * Nk;
+  float* v = kr + M * Nk;
+  float* att = v + M * Nv;
+  float* g = att + M * Nq;
+  float* u = g + M * I;
+  float* act = u + M * I;
+  float* o = x;  // x is free again once q, k, v (and later g, u) are computed
+  auto norm = [&](const float* src, const float* w) {
+    ParallelFor(M, M * D > 65536, [&](int64_t r) { RmsNormRow(src + r * D, w, x + r * D, D, eps); });
+  };
+  auto add_scaled = [&](const float* base, const float* delta) {  // y = base + delta * rs, as TF's mul then add
+    for (int64_t i = 0; i < M * D; i++) {
+      const float t = delta[i] * rs;
+      y[i] = base[i] + t;
+    }
+  };
+  norm(h, Data(in[kLn1]));
+  const LinearJob qkv[3] = {{TF_TensorData(in[kWq]), Nq, q}, {TF_TensorData(in[kWk]), Nk, k}, {TF_TensorData(in[kWv]), Nv, v}};
+  Linear<T>(x, M, D, qkv, 3);
+  RotaryRows(q, Data(in[kCos]), Data(in[kSin]), qr, M, Nq, Tn, d);
+  RotaryRows(k, Data(in[kCos]), Data(in[kSin]), kr, M, Nk, Tn, d);
+  Attend(qr, kr, v, in[kKc], in[kVc], in[kIdx], M, a.heads, a.scale, att);
+  const LinearJob oj = {TF_TensorData(in[kWo]), D, o};
+  Linear<T>(att, M, Nq, &oj, 1);
+  add_scaled(h, o);  // y = h1
+  norm(y, Data(in[kLn2]));
+  const LinearJob gu[2] = {{TF_TensorData(in[kWg]), I, g}, {TF_TensorData(in[kWu]), I, u}};
+  Linear<T>(x, M, D, gu, 2);
+  SwiGLU(g, u, act, M * I);
+  const LinearJob dj = {TF_TensorData(in[kWd]), D, o};
+  Linear<T>(act, M, I, &dj, 1);
+  add_scaled(y, o);
+}
+
+void ComputeDecoderLayer(void* p, TF_OpKernelContext* ctx) {
+  const LayerAttrs& a = *static_cast<LayerAttrs*>(p);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[kLayerInputs] = {};
+  for (int i = 0; i < kLayerInputs && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
+  if (TF_GetCode(status) == TF_OK) {
+    if (const char* err = CheckDecoderLayer(in, a)) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
+  }
+  TF_Tensor* y = nullptr;
+  if (TF_GetCode(status) == TF_OK) {
+    const int64_t dims[2] = {TF_Dim(in[kH], 0), TF_Dim(in[kH], 1)};
+    y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, sizeof(float) * dims[0] * dims[1], status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    float* yp = static_cast<float*>(TF_TensorData(y));
+    if (a.wtype == WType::F32) DecoderLayer<WType::F32>(in, a, yp);
+    else if (a.wtype == WType::BF16) DecoderLayer<WType::BF16>(in, a, yp);
+    else DecoderLayer<WType::F16>(in, a, yp);
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
+  if (y) TF_DeleteTensor(y);
+  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
 }
 
 // ====================================================================================================
@@ -1591,6 +1847,12 @@ bool Register(const char** error) {
        {"heads: int", "scale: float"}, f, true, &CreateCachedAttention, &ComputeCachedAttention, &DeleteCachedAttention},
       {"MiniCPMKVGrow", {"old: float", "lo: int32", "hi: int32"}, {"slots: int", "capacity: int"}, f, true, &CreateKVGrow,
        &ComputeKVGrow, &DeleteKVGrow},
+      {"MiniCPMSwiGLU", {"g: float", "u: float"}, {}, f, false, &CreateNoAttrs, &ComputeSwiGLU, &DeleteNoAttrs},
+      // Stateful: it writes into its cache inputs (as MiniCPMCachedAttention).
+      {"MiniCPMDecoderLayer", {"h: float", "ln1: float", "wq: T", "wk: T", "wv: T", "wo: T", "ln2: float", "wg: T", "wu: T",
+       "wd: T", "cos: float", "sin: float", "kcache: float", "vcache: float", "idx: int32"},
+       {"T: {float, int32}", "wtype: string", "eps: float", "heads: int", "scale: float", "residual: float"}, f, true,
+       &CreateDecoderLayer, &ComputeDecoderLayer, &DeleteDecoderLayer},
   };
   TF_Status* status = TF_NewStatus();
   for (const OpSpec& op : ops) {

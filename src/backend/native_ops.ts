@@ -1,6 +1,6 @@
 // The project's own TensorFlow ops (native/minicpmv_ops.cc: linear products on
 // float32 or packed 16-bit weights, widening, the tensor reader, norms, softmax,
-// bias+GELU, rotary, attention over the KV cache), built at install time against
+// bias+GELU, rotary, SwiGLU, attention over the KV cache, a whole decoder layer), built at install time against
 // tfjs-node's libtensorflow. Loading the addon registers the ops in that
 // TensorFlow runtime; this module then registers a TF.js kernel of the same
 // name for each on the `tensorflow` backend, which runs it like tfjs-node runs
@@ -11,7 +11,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '../tfjs.ts';
-import { BIAS_GELU, CACHED_ATTENTION, KV_GROW, LINEAR, NORM, READ_TENSOR, ROTARY, SOFTMAX, WIDEN } from '../ops/native_kernels.ts';
+import {
+  BIAS_GELU, CACHED_ATTENTION, DECODER_LAYER, KV_GROW, LINEAR, NORM, READ_TENSOR, ROTARY, SOFTMAX, SWIGLU, WIDEN,
+} from '../ops/native_kernels.ts';
 
 export interface NativeOps {
   ok: boolean;
@@ -84,6 +86,9 @@ export function loadNativeOps(): NativeOps {
     registerOp(ROTARY, ['x', 'cos', 'sin'], {});
     registerOp(CACHED_ATTENTION, ['q', 'k', 'v', 'kcache', 'vcache', 'idx'], { heads: I, scale: F });
     registerOp(KV_GROW, ['old', 'lo', 'hi'], { slots: I, capacity: I });
+    registerOp(SWIGLU, ['g', 'u'], {});
+    registerOp(DECODER_LAYER, ['h', 'ln1', 'wq', 'wk', 'wv', 'wo', 'ln2', 'wg', 'wu', 'wd', 'cos', 'sin', 'kcache', 'vcache', 'idx'],
+      { T, wtype: S, eps: F, heads: I, scale: F, residual: F });
     return (state = { ok: true, detail: `${addon.isa}, ${addon.threads} threads`, kernels: registered });
   } catch (e) {
     return (state = { ok: false, detail: `cannot load ${path.basename(addonPath)}: ${(e as Error).message.split('\n')[0]}`, kernels: [] });

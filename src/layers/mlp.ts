@@ -1,7 +1,7 @@
 // The two MLPs of the model.
 import * as tf from '../tfjs.ts';
 import { linear, linearMany } from './linear.ts';
-import { biasGeluNative } from '../ops/native_kernels.ts';
+import { biasGeluNative, swigluNative } from '../ops/native_kernels.ts';
 import type { Weight } from '../ops/packed_weight.ts';
 
 /** Exact (erf) GELU, nn.GELU(approximate='none'): 0.5·x·(1 + erf(x/√2)). */
@@ -28,10 +28,15 @@ export function vitMlp(
   });
 }
 
+/** silu(g) * u in TF.js ops (the reference for the native SwiGLU kernel). */
+export function swigluOps(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(g, tf.sigmoid(g)), u));
+}
+
 /** MiniCPM MLP: down(silu(gate(x)) * up(x)). gate and up read x in one pass. */
 export function swigluMlp(x: tf.Tensor, gate: Weight, up: Weight, down: Weight): tf.Tensor {
   return tf.tidy(() => {
     const [g, u] = linearMany(x, [gate, up]);
-    return linear(tf.mul(tf.mul(g, tf.sigmoid(g)), u), down);
+    return linear(swigluNative(g, u) ?? swigluOps(g, u), down);
   });
 }

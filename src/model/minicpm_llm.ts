@@ -12,7 +12,7 @@ import { swigluMlp } from '../layers/mlp.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
 import { applyRotaryRows, rotaryTables } from '../layers/rotary.ts';
 import { ShapeError } from '../errors.ts';
-import { kvGrowNative } from '../ops/native_kernels.ts';
+import { decoderLayerNative, kvGrowNative } from '../ops/native_kernels.ts';
 import { Hooks } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
@@ -134,6 +134,9 @@ export class KVCache {
 
 export type LogitsMode = 'all' | 'last' | 'none';
 
+/** The hook points inside decoder layer `llm.model.layers.{i}` (suffixes of its name; '' is its output). */
+const LAYER_HOOKS = ['.input_layernorm', '.self_attn', '.post_attention_layernorm', '.mlp', ''];
+
 export class MiniCPMLlm {
   private readonly p: Scope;
 
@@ -175,8 +178,21 @@ export class MiniCPMLlm {
       const idx = cache?.prepare(B, T); // int32 [B, past + T]: where each sequence's keys/values are
       const rs = tf.scalar(cfg.residualScale); // one scalar for every layer (tf.mul with a number uploads one per call)
       let h = hooks.emit('inputs_embeds', inputsEmbeds).reshape([B * T, D]) as tf.Tensor2D;
+      const heads = cfg.numHeads, scale = 1 / Math.sqrt(cfg.headDim);
       for (let i = 0; i < cfg.numLayers; i++) {
         const l = this.p.scope('model.layers').scope(i), name = `llm.model.layers.${i}`;
+        // With the native kernels, a cache and no hook on this layer, the whole layer is one call (the same
+        // kernels in the same order: the same bits as the layer-by-layer path below).
+        const fused = cache && !LAYER_HOOKS.some((s) => hooks.active(name + s)) && decoderLayerNative({
+          h, ln1: l.get('input_layernorm.weight') as tf.Tensor1D, ln2: l.get('post_attention_layernorm.weight') as tf.Tensor1D,
+          wq: l.weight('self_attn.q_proj.weight'), wk: l.weight('self_attn.k_proj.weight'), wv: l.weight('self_attn.v_proj.weight'),
+          wo: l.weight('self_attn.o_proj.weight'), wg: l.weight('mlp.gate_proj.weight'), wu: l.weight('mlp.up_proj.weight'),
+          wd: l.weight('mlp.down_proj.weight'), cos, sin, kcache: cache.k[i]!, vcache: cache.v[i]!, idx: idx!,
+        }, { eps: cfg.rmsEps, heads, scale, residual: cfg.residualScale });
+        if (fused) {
+          h = fused;
+          continue;
+        }
         h = tf.tidy(() => {
           const x1 = hook(`${name}.input_layernorm`, rmsNorm(h, l.get('input_layernorm.weight'), cfg.rmsEps) as tf.Tensor2D);
           const attn = hook(`${name}.self_attn`, this.attention(l, i, x1, B, cos, sin, cache && { cache, idx: idx! }));
