@@ -71,7 +71,8 @@ if (nativeAvailable().ok) {
 }
 const baseline = arg('baseline');
 if (baseline) {
-  measure('minicpmv-ts before (fp32 weights)', process.execPath, [...tsx('measure.ts', baseline), '--model', dir, '--backend', 'tensorflow',
+  const commit = spawnSync('git', ['-C', baseline, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || path.basename(baseline);
+  measure(`minicpmv-ts before (${commit})`, process.execPath, [...tsx('measure.ts', baseline), '--model', dir, '--backend', 'tensorflow',
     '--reps', reps, '--decode-tokens', steps], baseline);
 }
 let limits: Result = { error: 'reference/.venv is missing (see reference/README.md)' };

@@ -1367,6 +1367,10 @@ void SoftmaxInPlace(float* s, int64_t L) {
 // and values 0..L[r]-1 of its sequence through slots[r], and writes out[r]. Keys are walked outer and rows
 // inner, so a key or value that several rows share (beams with a common prefix, or consecutive prefill
 // positions) is read from memory once, and the rows' value sums stay in registers. s: scratch [4, P].
+// Keys (and values) this many positions ahead are prefetched: a long context's cache is streamed per head in
+// 256-byte steps (40 layers at 2000 positions: 51 -> 43 ms per decode step).
+constexpr int64_t kAttendAhead = 16;
+
 template <int R>
 MINICPM_AVX512 void AttendRowsAvx512(const float* const* q, const int32_t* const* slots, const int64_t* L, const float* kc,
                                      const float* vc, int64_t Hkv, int64_t C, int64_t d, int64_t h, float scale,
@@ -1379,6 +1383,10 @@ MINICPM_AVX512 void AttendRowsAvx512(const float* const* q, const int32_t* const
     for (int r = 0; r < R; r++) {
       if (j >= L[r]) continue;
       const float* k = kc + slots[r][j] * slot_stride + head + j * d;
+      if (j + kAttendAhead < L[r]) {
+        const char* ahead = reinterpret_cast<const char*>(kc + slots[r][j + kAttendAhead] * slot_stride + head + (j + kAttendAhead) * d);
+        for (int64_t b = 0; b < d * 4; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+      }
       __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q[r]), _mm512_loadu_ps(k));
       for (int64_t c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[r] + c), _mm512_loadu_ps(k + c), acc);
       s[r * P + j] = _mm512_reduce_add_ps(acc) * scale;
@@ -1398,6 +1406,10 @@ MINICPM_AVX512 void AttendRowsAvx512(const float* const* q, const int32_t* const
       for (int r = 0; r < R; r++) {
         if (j >= L[r]) continue;
         const float* v = vc + slots[r][j] * slot_stride + head + j * d + c0;
+        if (j + kAttendAhead < L[r]) {
+          const char* ahead = reinterpret_cast<const char*>(vc + slots[r][j + kAttendAhead] * slot_stride + head + (j + kAttendAhead) * d + c0);
+          for (int64_t b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+        }
         const __m512 pv = _mm512_set1_ps(s[r * P + j]);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) acc[r][i] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(v + 16 * i), acc[r][i]);
@@ -1642,9 +1654,12 @@ void DecoderLayer(TF_Tensor** in, const LayerAttrs& a, float* y) {
   const float* h = Data(in[kH]);
   const double eps = a.eps;
   const float rs = a.residual;
-  // Scratch for the intermediate rows (a decode step: a few hundred KB, kept between calls).
-  thread_local std::vector<float> scratch;
+  // Scratch for the intermediate rows: a decode step's (up to 2 MiB: 8 rows of the full model) is kept between
+  // calls; a prefill's is freed on return.
+  thread_local std::vector<float> kept;
+  std::vector<float> local;
   const size_t need = static_cast<size_t>(M) * (D + 2 * Nq + 2 * Nk + Nv + Nq + 3 * I);
+  std::vector<float>& scratch = need <= (size_t{1} << 19) ? kept : local;
   if (scratch.size() < need) scratch.resize(need);
   float* x = scratch.data();
   float* q = x + M * D;
