@@ -582,13 +582,15 @@ void Linear(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_j
   const int RT = g_isa == Isa::Avx512 ? 4 : 3;
   const int R = M == 1 ? 1 : static_cast<int>(M < RT ? M : RT);
   const int G = g_isa == Isa::Scalar || M == 1 ? 1 : g_isa == Isa::Avx512 ? 6 : 3;
-  // Few rows: each weight in 2 x threads runs of consecutive W rows (at least 64, a multiple of G), so that a
+  // Few rows: each weight in 4 x threads runs of consecutive W rows (at least 64, a multiple of G), so that a
   // thread streams long contiguous stretches (64-row chunks, interleaved between the threads, streamed a third
-  // slower: 141 vs 105-115 ms of products per decode step on 2 cores), and a descheduled thread still leaves
-  // most runs to the others. GEMM: x blocks that fit in L2 (~512 KB) by 96 W rows.
+  // slower: 141 vs 105-115 ms of products per decode step on 2 cores, for runs of N/2, N/4 or N/8 alike), and a
+  // descheduled thread holds up at most one short run (bench/contention.ts, one busy process on the 2 cores: greedy
+  // step 162 -> 271 ms with runs of N/4, 123 -> 209 ms with runs of N/8).
+  // GEMM: x blocks that fit in L2 (~512 KB) by 96 W rows.
   int64_t nmax = 0;
   for (int j = 0; j < n_jobs; j++) nmax = jobs[j].N > nmax ? jobs[j].N : nmax;
-  const int64_t runs = 2 * Pool::Get().threads();
+  const int64_t runs = 4 * Pool::Get().threads();
   int64_t run = (nmax + runs - 1) / runs;
   run = run < 64 ? 64 : run;
   const int64_t nc = rows_path ? G * ((run + G - 1) / G) : 96;
