@@ -66,7 +66,7 @@ void DeleteNoAttrs(void*) {}
 
 inline const float* Data(TF_Tensor* t) { return static_cast<const float*>(TF_TensorData(t)); }
 
-constexpr int kMaxInputs = 8;
+constexpr int kMaxInputs = 16;
 
 // The frame every tensor-input kernel shares: fetch the `n` inputs, let `shape` check them and give the
 // output's dims (nullptr when fine, else the error message), allocate the float output, run
@@ -623,18 +623,22 @@ struct LinearAttrs {
   WType wtype = WType::F32;
 };
 
+// Reads the `wtype` attribute (f32, bf16 or f16) of op `op` into *out; a failure goes to `status`.
+void ReadWType(TF_OpKernelConstruction* ctx, const char* op, WType* out, TF_Status* status) {
+  std::string t;
+  GetStringAttr(ctx, "wtype", &t, status);
+  if (TF_GetCode(status) != TF_OK) return;
+  if (t == "f32") *out = WType::F32;
+  else if (t == "bf16") *out = WType::BF16;
+  else if (t == "f16") *out = WType::F16;
+  else TF_SetStatus(status, TF_INVALID_ARGUMENT, (std::string(op) + ": wtype must be f32, bf16 or f16, got \"" + t + "\"").c_str());
+}
+
 // The `wtype` attribute of MiniCPMLinear and MiniCPMWiden.
 void* CreateWType(TF_OpKernelConstruction* ctx, const char* op) {
   auto* a = new LinearAttrs();
   TF_Status* status = TF_NewStatus();
-  std::string t;
-  GetStringAttr(ctx, "wtype", &t, status);
-  if (TF_GetCode(status) == TF_OK) {
-    if (t == "f32") a->wtype = WType::F32;
-    else if (t == "bf16") a->wtype = WType::BF16;
-    else if (t == "f16") a->wtype = WType::F16;
-    else TF_SetStatus(status, TF_INVALID_ARGUMENT, (std::string(op) + ": wtype must be f32, bf16 or f16, got \"" + t + "\"").c_str());
-  }
+  ReadWType(ctx, op, &a->wtype, status);
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
   TF_DeleteStatus(status);
   return a;
@@ -1582,18 +1586,11 @@ struct LayerAttrs {
 void* CreateDecoderLayer(TF_OpKernelConstruction* ctx) {
   auto* a = new LayerAttrs();
   TF_Status* status = TF_NewStatus();
-  std::string t;
-  GetStringAttr(ctx, "wtype", &t, status);
+  ReadWType(ctx, "MiniCPMDecoderLayer", &a->wtype, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "eps", &a->eps, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "scale", &a->scale, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "residual", &a->residual, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "heads", &a->heads, status);
-  if (TF_GetCode(status) == TF_OK) {
-    if (t == "f32") a->wtype = WType::F32;
-    else if (t == "bf16") a->wtype = WType::BF16;
-    else if (t == "f16") a->wtype = WType::F16;
-    else TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMDecoderLayer: wtype must be f32, bf16 or f16, got \"" + t + "\"").c_str());
-  }
   if (TF_GetCode(status) == TF_OK &&
       (a->heads < 1 || !(std::isfinite(a->scale) && a->scale > 0) || !(a->eps >= 0 && std::isfinite(a->eps)) ||
        !std::isfinite(a->residual))) {
@@ -1703,27 +1700,18 @@ void DecoderLayer(TF_Tensor** in, const LayerAttrs& a, float* y) {
 
 void ComputeDecoderLayer(void* p, TF_OpKernelContext* ctx) {
   const LayerAttrs& a = *static_cast<LayerAttrs*>(p);
-  TF_Status* status = TF_NewStatus();
-  TF_Tensor* in[kLayerInputs] = {};
-  for (int i = 0; i < kLayerInputs && TF_GetCode(status) == TF_OK; i++) TF_GetInput(ctx, i, &in[i], status);
-  if (TF_GetCode(status) == TF_OK) {
-    if (const char* err = CheckDecoderLayer(in, a)) TF_SetStatus(status, TF_INVALID_ARGUMENT, err);
-  }
-  TF_Tensor* y = nullptr;
-  if (TF_GetCode(status) == TF_OK) {
-    const int64_t dims[2] = {TF_Dim(in[kH], 0), TF_Dim(in[kH], 1)};
-    y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, sizeof(float) * dims[0] * dims[1], status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    float* yp = static_cast<float*>(TF_TensorData(y));
-    if (a.wtype == WType::F32) DecoderLayer<WType::F32>(in, a, yp);
-    else if (a.wtype == WType::BF16) DecoderLayer<WType::BF16>(in, a, yp);
-    else DecoderLayer<WType::F16>(in, a, yp);
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
-  if (y) TF_DeleteTensor(y);
-  for (TF_Tensor* t : in) if (t) TF_DeleteTensor(t);
-  TF_DeleteStatus(status);
+  RunKernel(
+      ctx, kLayerInputs,
+      [&a](TF_Tensor** in, std::vector<int64_t>* dims) -> const char* {
+        if (const char* err = CheckDecoderLayer(in, a)) return err;
+        *dims = DimsOf(in[kH]);
+        return nullptr;
+      },
+      [&a](TF_Tensor** in, float* y) {
+        if (a.wtype == WType::F32) DecoderLayer<WType::F32>(in, a, y);
+        else if (a.wtype == WType::BF16) DecoderLayer<WType::BF16>(in, a, y);
+        else DecoderLayer<WType::F16>(in, a, y);
+      });
 }
 
 // ====================================================================================================

@@ -56,6 +56,9 @@ export class Hooks {
   }
 }
 
+/** The hook points of decoder layer `llm.model.layers.{i}`, as suffixes of its name ('' is its output), in order. */
+export const LLM_LAYER_HOOKS = ['.input_layernorm', '.self_attn', '.post_attention_layernorm', '.mlp', ''] as const;
+
 /** Every hook point of the model, in execution order. */
 export function hookNames(cfg: MiniCPMVConfig): string[] {
   return hookPoints(cfg.vision.blocksRun, cfg.llm.numLayers);
@@ -71,7 +74,7 @@ function hookPoints(visionBlocks: number, llmLayers: number, index = (i: number)
     'resampler.ln_post', 'resampler', 'input_ids', 'inputs_embeds');
   for (let i = 0; i < llmLayers; i++) {
     const l = `llm.model.layers.${index(i)}`;
-    names.push(`${l}.input_layernorm`, `${l}.self_attn`, `${l}.post_attention_layernorm`, `${l}.mlp`, l);
+    names.push(...LLM_LAYER_HOOKS.map((s) => l + s));
   }
   names.push('llm.model.norm', 'logits');
   return names;

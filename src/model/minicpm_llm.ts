@@ -13,7 +13,7 @@ import { rmsNorm } from '../layers/rms_norm.ts';
 import { applyRotaryRows, rotaryTables } from '../layers/rotary.ts';
 import { ShapeError } from '../errors.ts';
 import { decoderLayerNative, kvGrowNative } from '../ops/native_kernels.ts';
-import { Hooks } from './hooks.ts';
+import { Hooks, LLM_LAYER_HOOKS } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
 /** Positions a cache grows by when it is full: growing copies every layer's cache once. */
@@ -134,9 +134,6 @@ export class KVCache {
 
 export type LogitsMode = 'all' | 'last' | 'none';
 
-/** The hook points inside decoder layer `llm.model.layers.{i}` (suffixes of its name; '' is its output). */
-const LAYER_HOOKS = ['.input_layernorm', '.self_attn', '.post_attention_layernorm', '.mlp', ''];
-
 export class MiniCPMLlm {
   private readonly p: Scope;
 
@@ -183,7 +180,7 @@ export class MiniCPMLlm {
         const l = this.p.scope('model.layers').scope(i), name = `llm.model.layers.${i}`;
         // With the native kernels, a cache and no hook on this layer, the whole layer is one call (the same
         // kernels in the same order: the same bits as the layer-by-layer path below).
-        const fused = cache && !LAYER_HOOKS.some((s) => hooks.active(name + s)) && decoderLayerNative({
+        const fused = cache && !LLM_LAYER_HOOKS.some((s) => hooks.active(name + s)) && decoderLayerNative({
           h, ln1: l.get('input_layernorm.weight') as tf.Tensor1D, ln2: l.get('post_attention_layernorm.weight') as tf.Tensor1D,
           wq: l.weight('self_attn.q_proj.weight'), wk: l.weight('self_attn.k_proj.weight'), wv: l.weight('self_attn.v_proj.weight'),
           wo: l.weight('self_attn.o_proj.weight'), wg: l.weight('mlp.gate_proj.weight'), wu: l.weight('mlp.up_proj.weight'),

@@ -85,14 +85,19 @@ export function linearNative(x: tf.Tensor2D, weight: Weight): tf.Tensor2D | unde
  */
 export function linearManyNative(x: tf.Tensor2D, weights: Weight[]): tf.Tensor2D[] | undefined {
   if (x.shape[0] >= LINEAR_MATMUL_ROWS || weights.length < 1 || weights.length > 8 || !hasKernel(LINEAR)) return undefined;
-  const first = weights[0];
-  const packed = first instanceof PackedWeight;
-  const dtype = first instanceof PackedWeight ? first.dtype : 'f32';
-  if (!weights.every((w) => (w instanceof PackedWeight ? w.dtype : 'f32') === dtype)) return undefined;
+  const dtype = sharedDtype(weights);
+  if (!dtype) return undefined;
+  const packed = dtype !== 'f32';
   const inputs: tf.NamedTensorMap = { x };
   weights.forEach((w, i) => { inputs[`w${i}`] = w instanceof PackedWeight ? w.packed : w; });
   const out = runNativeMulti(LINEAR, inputs, { N: weights.length, T: packed ? 'int32' : 'float32', wtype: dtype });
   return (Array.isArray(out) ? out : [out]) as tf.Tensor2D[];
+}
+
+/** The dtype all these weights are held in ('f32' for float32 ones), or undefined when they differ. */
+function sharedDtype(weights: Weight[]): PackedDtype | 'f32' | undefined {
+  const of = (w: Weight) => (w instanceof PackedWeight ? w.dtype : 'f32');
+  return weights.every((w) => of(w) === of(weights[0])) ? of(weights[0]) : undefined;
 }
 
 /** Packed 16-bit values (int32 [..., K/2]) widened to float32 [..., K], or undefined where not available. */
@@ -226,9 +231,8 @@ export interface DecoderLayerInputs {
 export function decoderLayerNative(x: DecoderLayerInputs, attrs: { eps: number; heads: number; scale: number; residual: number }):
   tf.Tensor2D | undefined {
   if (x.h.shape[0] >= LINEAR_MATMUL_ROWS || !hasKernel(DECODER_LAYER)) return undefined;
-  const ws = [x.wq, x.wk, x.wv, x.wo, x.wg, x.wu, x.wd];
-  const dtype = ws[0] instanceof PackedWeight ? ws[0].dtype : 'f32';
-  if (!ws.every((w) => (w instanceof PackedWeight ? w.dtype : 'f32') === dtype)) return undefined;
+  const dtype = sharedDtype([x.wq, x.wk, x.wv, x.wo, x.wg, x.wu, x.wd]);
+  if (!dtype) return undefined;
   const t = (w: Weight) => (w instanceof PackedWeight ? w.packed : w);
   return runNative(DECODER_LAYER, {
     h: x.h, ln1: x.ln1, wq: t(x.wq), wk: t(x.wk), wv: t(x.wv), wo: t(x.wo), ln2: x.ln2, wg: t(x.wg), wu: t(x.wu), wd: t(x.wd),
