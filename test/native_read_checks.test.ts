@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as tf from '../src/tfjs.ts';
 import { named, requirement, unmet } from './helpers/requires.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend, nativeAvailable } from '../src/backend/index.ts';
@@ -111,5 +112,65 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor reads the validated file
     f.close();
     // A closed descriptor.
     expect(oneLineError(() => readTensorNative(at, [3]))).toMatch(/Bad file descriptor|not the validated file/);
+  });
+});
+
+describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor: weights of 1 MiB and more in memory of their own', opsReq), () => {
+  const rssMiB = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+
+  it('F32, BF16 widened and BF16 packed read the file exactly, past the 1 MiB threshold and below it', async () => {
+    await initBackend('tensorflow');
+    for (const count of [(1 << 18) + 6, (1 << 18) - 6, 3 << 19]) { // F32 just over 1 MiB, just under, 12 MiB
+      const values = Float32Array.from({ length: count }, (_, i) => ((i * 2654435761) % 1000003) / 1000003 - 0.5);
+      const bf = Float32Array.from(values, (v) => new Float32Array(new Uint32Array([new Uint32Array(Float32Array.of(v).buffer)[0] & 0xffff0000]).buffer)[0]);
+      const file = path.join(tmp, `big${n++}.safetensors`);
+      writeSafetensors(file, [
+        { name: 'a', dtype: 'F32', shape: [count], data: values },
+        { name: 'b', dtype: 'BF16', shape: [count / 2, 2], data: bf },
+      ]);
+      const f = SafetensorsFile.open(file);
+      const before = tf.memory().numTensors;
+      const a = readTensorNative(f.location('a'), [count])!;
+      const b = readTensorNative(f.location('b'), [count / 2, 2])!;
+      const p = readTensorNative(f.location('b'), [count / 2, 2], { packed: true })!;
+      expect(a.dataSync()).toEqual(values);
+      expect(b.dataSync()).toEqual(bf);
+      // Packed: the file's 16-bit values two per int32, element 2j in the low half of word j.
+      const packedWords = p.dataSync() as Int32Array;
+      const words = new Uint32Array(packedWords.buffer, packedWords.byteOffset, packedWords.length);
+      const raw = new Uint32Array(bf.buffer);
+      expect(p.shape).toEqual([count / 2, 1]);
+      for (const j of [0, 1, Math.floor(count / 4), count / 2 - 1]) {
+        expect(words[j]).toBe(((raw[2 * j] >>> 16) | (raw[2 * j + 1] & 0xffff0000)) >>> 0);
+      }
+      tf.dispose([a, b, p]);
+      expect(tf.memory().numTensors).toBe(before);
+      f.close();
+    }
+  });
+
+  it('a large weight goes back to the system when disposed (RSS), also when refused for a non-finite value', async () => {
+    await initBackend('tensorflow');
+    const count = 24 << 20; // 48 MiB of BF16, 96 MiB widened
+    const data = new Float32Array(count).fill(0.5);
+    const file = path.join(tmp, `rss${n++}.safetensors`);
+    writeSafetensors(file, [{ name: 'w', dtype: 'BF16', shape: [count], data }]);
+    const f = SafetensorsFile.open(file);
+    const t = readTensorNative(f.location('w'), [count])!;
+    expect(t.dataSync()[count - 1]).toBe(0.5);
+    const r1 = rssMiB();
+    t.dispose();
+    // The 96 MiB are unmapped at once, not kept for reuse (a garbage collection meanwhile only lowers RSS more).
+    expect(r1 - rssMiB()).toBeGreaterThan(80);
+    f.close();
+    data[count - 3] = Number.NaN;
+    writeSafetensors(file, [{ name: 'w', dtype: 'BF16', shape: [count], data }]);
+    const g = SafetensorsFile.open(file);
+    const r2 = rssMiB();
+    const before = tf.memory().numTensors;
+    expect(oneLineError(() => readTensorNative(g.location('w'), [count]))).toMatch(/1 non-finite value\(s\), first NaN at flat index 25165821/);
+    expect(rssMiB() - r2).toBeLessThan(16);
+    expect(tf.memory().numTensors).toBe(before);
+    g.close();
   });
 });
