@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, nativeAvailable } from '../src/backend/index.ts';
 import { aaBicubicWeights, plainBicubicWeights, resizeBicubic, resizeBicubicSlow } from '../src/ops/bicubic.ts';
-import { attentionSlow, scaledDotProductAttention } from '../src/layers/attention.ts';
+import { attentionSlow, SCORES_CHUNK_BYTES, scaledDotProductAttention } from '../src/layers/attention.ts';
 import { applyRotary, applyRotarySlow, rotaryTables } from '../src/layers/rotary.ts';
 import { layerNorm } from '../src/layers/layer_norm.ts';
 import { rmsNorm } from '../src/layers/rms_norm.ts';
@@ -50,6 +50,34 @@ describe.each(backends)('oracles on %s', (backend) => {
       out.dispose();
     }
   });
+
+  it.each([[false, 1, 5], [true, 2, 3]] as const)(
+    'attention whose scores exceed the chunk (causal=%s, B=%i, H=%i): a group of heads at a time, as the loop and the one-pass path',
+    async (causal, B, H) => {
+      await initBackend(backend);
+      // Scores of B x Tq x Tk floats per head: the chunk holds 2 heads (H = 5: groups 2, 2, 1; H = 3: 2, 1).
+      const d = 8, Tq = 512, Tk = Math.floor(SCORES_CHUNK_BYTES / (2 * 4 * B * Tq));
+      expect(Math.floor(SCORES_CHUNK_BYTES / (B * Tq * Tk * 4))).toBe(2);
+      const q = randn(B * H * Tq * d, 4), k = randn(B * H * Tk * d, 5), v = randn(B * H * Tk * d, 6);
+      const scale = 1 / Math.sqrt(d);
+      const before = tf.memory().numTensors;
+      const [chunked, onePass] = tf.tidy(() => {
+        const [Q, K, V] = [[q, Tq], [k, Tk], [v, Tk]].map(([x, T]) => tf.tensor4d(x as Float32Array, [B, H, T as number, d]));
+        // A probabilities hook (the identity here) sees all heads at once: the one-pass path.
+        return [scaledDotProductAttention(Q, K, V, { scale, causal }),
+          scaledDotProductAttention(Q, K, V, { scale, causal, probs: (p) => p })];
+      });
+      const got = chunked.dataSync() as Float32Array;
+      expectClose('chunked vs one pass', got, onePass.dataSync() as Float32Array, chunked.shape, onePass.shape, { rtol: 1e-6, atol: 1e-7 });
+      for (const bh of [0, B * H - 1]) { // the first group's first head, the last (partial) group's last
+        const b = Math.floor(bh / H);
+        const ref = attentionSlow(q.subarray(bh * Tq * d, (bh + 1) * Tq * d), k.subarray(bh * Tk * d, (bh + 1) * Tk * d),
+          v.subarray(bh * Tk * d, (bh + 1) * Tk * d), Tq, Tk, d, d, scale, causal);
+        expectClose(`attention batch ${b} head ${bh % H}`, got.subarray(bh * Tq * d, (bh + 1) * Tq * d), Float32Array.from(ref), [Tq, d], [Tq, d], tol);
+      }
+      tf.dispose([chunked, onePass]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
 
   it('rotary (rotate_half) matches the per-position formula, at positions past 2048 too', async () => {
     await initBackend(backend);

@@ -17,9 +17,32 @@ export interface AttentionOptions {
   probs?: (p: tf.Tensor4D) => tf.Tensor4D;
 }
 
+/** Scores of at most this many bytes are formed at once: larger ones are taken a group of heads at a time. */
+export const SCORES_CHUNK_BYTES = 16 << 20;
+
 export function scaledDotProductAttention(
   q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions,
 ): tf.Tensor4D {
+  const [B, H, Tq] = q.shape, Tk = k.shape[2];
+  // Heads are independent: a group of them at a time gives the same values with a fraction of the transient
+  // memory (a SigLIP block's [1, 16, 1024, 1024] scores and probabilities were 128 MiB at once). The
+  // probabilities hook needs them all, so it keeps the one-pass path.
+  const perHead = B * Tq * Tk * 4, group = Math.max(1, Math.floor(SCORES_CHUNK_BYTES / perHead));
+  if (!opts.probs && group < H) {
+    return tf.tidy(() => {
+      const parts: tf.Tensor4D[] = [];
+      for (let h0 = 0; h0 < H; h0 += group) {
+        const n = Math.min(group, H - h0);
+        const part = (t: tf.Tensor4D) => t.slice([0, h0, 0, 0], [-1, n, -1, -1]);
+        parts.push(tf.tidy(() => attendAll(part(q), part(k), part(v), opts)));
+      }
+      return tf.concat(parts, 1) as tf.Tensor4D;
+    });
+  }
+  return attendAll(q, k, v, opts);
+}
+
+function attendAll(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions): tf.Tensor4D {
   return tf.tidy(() => {
     const Tq = q.shape[2], Tk = k.shape[2];
     let scores: tf.Tensor = opts.scaleQueryFirst

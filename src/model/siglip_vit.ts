@@ -61,22 +61,31 @@ export class SiglipVit {
       let x = tf.add(pe.reshape([B, hp * wp, C]), pos) as tf.Tensor3D; // [B, N, C], tokens in row-major (h, w)
       for (let i = 0; i < this.cfg.blocksRun; i++) {
         const b = this.p.scope('blocks').scope(i), name = `vpm.blocks.${i}`;
+        // Nested scopes free each part's intermediates as soon as it is done (the attention's q, k, v and
+        // scores before the MLP runs), so an encode's transient memory is one part's, not a whole block's; the
+        // previous block's output goes as soon as this block's exists.
+        const prev = x;
         x = tf.tidy(() => {
-          const h1 = hooks.emit(`${name}.norm1`, layerNorm(x, b.get('norm1.weight'), b.get('norm1.bias'), eps));
-          // qkv rows are [q | k | v], each 16 heads x 72 contiguous features (reshape(B, N, 3, H, d)).
-          const qkv = linear(h1, b.weight('attn.qkv.weight'), b.get('attn.qkv.bias'));
-          const [q, k, v] = tf.split(qkv, 3, 2).map((t) => splitHeads(t, numHeads)); // [B, H, N, d]
-          // Scaling q before q kᵀ instead of the [H, N, N] scores: the same product reassociated (PyTorch's
-          // math SDPA scales q and k by sqrt(scale) each), and 1024/72 times fewer multiplies.
-          const o = mergeHeads(scaledDotProductAttention(q, k, v, { scale: headDim ** -0.5, scaleQueryFirst: true }));
-          const attn = hooks.emit(`${name}.attn`, linear(o, b.weight('attn.proj.weight'), b.get('attn.proj.bias')));
-          const x1 = tf.add(x, attn);
+          const x1 = tf.tidy(() => {
+            const h1 = hooks.emit(`${name}.norm1`, layerNorm(x, b.get('norm1.weight'), b.get('norm1.bias'), eps));
+            const o = tf.tidy(() => {
+              // qkv rows are [q | k | v], each 16 heads x 72 contiguous features (reshape(B, N, 3, H, d)).
+              const qkv = linear(h1, b.weight('attn.qkv.weight'), b.get('attn.qkv.bias'));
+              const [q, k, v] = tf.split(qkv, 3, 2).map((t) => splitHeads(t, numHeads)); // [B, H, N, d]
+              // Scaling q before q kᵀ instead of the [H, N, N] scores: the same product reassociated (PyTorch's
+              // math SDPA scales q and k by sqrt(scale) each), and 1024/72 times fewer multiplies.
+              return mergeHeads(scaledDotProductAttention(q, k, v, { scale: headDim ** -0.5, scaleQueryFirst: true }));
+            });
+            const attn = hooks.emit(`${name}.attn`, linear(o, b.weight('attn.proj.weight'), b.get('attn.proj.bias')));
+            return tf.add(x, attn);
+          });
           const h2 = hooks.emit(`${name}.norm2`, layerNorm(x1, b.get('norm2.weight'), b.get('norm2.bias'), eps));
           const mlp = hooks.emit(`${name}.mlp`, vitMlp(h2,
             { weight: b.weight('mlp.fc1.weight'), bias: b.get('mlp.fc1.bias') },
             { weight: b.weight('mlp.fc2.weight'), bias: b.get('mlp.fc2.bias') }));
           return hooks.emit(name, tf.add(x1, mlp) as tf.Tensor3D);
         });
+        prev.dispose();
       }
       return hooks.emit('vpm.norm', layerNorm(x, this.p.get('norm.weight'), this.p.get('norm.bias'), eps) as tf.Tensor3D);
     });
