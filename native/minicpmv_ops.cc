@@ -355,7 +355,8 @@ MINICPM_AVX2 inline float Sum8(__m256 v) {
 
 // How far ahead (bytes) a tile streaming W from memory prefetches each of its rows: the G rows are G
 // concurrent streams per core, more than the hardware prefetcher keeps ahead of (3 x 6 tiles on two cores,
-// bf16: 31 GB/s without, 39 with 768 or 1536 bytes ahead, against 51 for one row streamed alone).
+// bf16, standalone: 31 GB/s without, 37-39 with 512-1536 bytes ahead, 51 for one row streamed alone, when the
+// machine read at ~50 GB/s; 45 without and 46 with 1536 when it read at ~63; 3072 ahead was slower).
 constexpr int64_t kTilePrefetchBytes = 1536;
 
 // The R x G block y[r * ldy + g] = sum_k x[r * ldx + k] * W[g][k], W's row g at w + g * K elements.
