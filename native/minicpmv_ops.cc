@@ -967,7 +967,13 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
     own_memory = mapped != nullptr;
     if (mapped) {
       y = TF_NewTensor(a->out, dims, 1, mapped, static_cast<size_t>(out_bytes), &UnmapBuffer, nullptr);
-    } else {
+      if (!y) {  // TensorFlow refused the buffer: give it back, and take TensorFlow's memory after all
+        munmap(mapped, static_cast<size_t>(out_bytes));
+        mapped = nullptr;
+        own_memory = false;
+      }
+    }
+    if (!mapped) {
       y = TF_AllocateOutput(ctx, 0, a->out, dims, 1, static_cast<size_t>(out_bytes), status);
     }
     if (TF_GetCode(status) == TF_OK) {
