@@ -955,7 +955,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   int64_t elem_bytes = 4;
   std::string err = CheckRead(*a, &elem_bytes);
   TF_Tensor* y = nullptr;
-  bool own_memory = false;
+  char* mapped = nullptr;  // the output's memory when it is the reader's own (MapWeight), else TensorFlow's
   if (err.empty()) {
     const bool packed = a->out == TF_INT32;
     const int64_t n = a->count;
@@ -963,14 +963,12 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
     const int64_t out_bytes = packed ? 2 * n : 4 * n;
     // A large weight gets memory of its own (MapWeight): it lives as long as the model, and TensorFlow's
     // allocator, which keeps what it once held for reuse, never sees it.
-    char* mapped = out_bytes >= kMapWeightBytes ? MapWeight(out_bytes) : nullptr;
-    own_memory = mapped != nullptr;
+    if (out_bytes >= kMapWeightBytes) mapped = MapWeight(out_bytes);
     if (mapped) {
       y = TF_NewTensor(a->out, dims, 1, mapped, static_cast<size_t>(out_bytes), &UnmapBuffer, nullptr);
       if (!y) {  // TensorFlow refused the buffer: give it back, and take TensorFlow's memory after all
         munmap(mapped, static_cast<size_t>(out_bytes));
         mapped = nullptr;
-        own_memory = false;
       }
     }
     if (!mapped) {
@@ -1028,7 +1026,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
     }
   }
   if (!err.empty()) TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMReadTensor: " + err).c_str());
-  if (y && TF_GetCode(status) == TF_OK && own_memory) TF_SetOutput(ctx, 0, y, status);
+  if (mapped && TF_GetCode(status) == TF_OK) TF_SetOutput(ctx, 0, y, status);
   if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
   if (y) TF_DeleteTensor(y);
   TF_DeleteStatus(status);

@@ -28,27 +28,27 @@ export function scaledDotProductAttention(
   // memory (a SigLIP block's [1, 16, 1024, 1024] scores and probabilities were 128 MiB at once). The
   // probabilities hook needs them all, so it keeps the one-pass path.
   const perHead = B * Tq * Tk * 4, group = Math.max(1, Math.floor(SCORES_CHUNK_BYTES / perHead));
-  if (!opts.probs && group < H) {
-    return tf.tidy(() => {
-      const parts: tf.Tensor4D[] = [];
-      for (let h0 = 0; h0 < H; h0 += group) {
-        const n = Math.min(group, H - h0);
-        const part = (t: tf.Tensor4D) => t.slice([0, h0, 0, 0], [-1, n, -1, -1]);
-        parts.push(tf.tidy(() => attendAll(part(q), part(k), part(v), opts)));
-      }
-      return tf.concat(parts, 1) as tf.Tensor4D;
-    });
-  }
-  return attendAll(q, k, v, opts);
+  return tf.tidy(() => {
+    // The causal mask is the same for every head: built once.
+    const mask = opts.causal && Tq > 1 ? causalMask(Tq, Tk) : undefined;
+    if (opts.probs || group >= H) return attendAll(q, k, v, mask, opts);
+    const parts: tf.Tensor4D[] = [];
+    for (let h0 = 0; h0 < H; h0 += group) {
+      const n = Math.min(group, H - h0);
+      const part = (t: tf.Tensor4D) => t.slice([0, h0, 0, 0], [-1, n, -1, -1]);
+      parts.push(tf.tidy(() => attendAll(part(q), part(k), part(v), mask, opts)));
+    }
+    return tf.concat(parts, 1) as tf.Tensor4D;
+  });
 }
 
-function attendAll(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions): tf.Tensor4D {
+/** softmax(q kᵀ · scale + mask) v for all the heads given. */
+function attendAll(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | undefined, opts: AttentionOptions): tf.Tensor4D {
   return tf.tidy(() => {
-    const Tq = q.shape[2], Tk = k.shape[2];
     let scores: tf.Tensor = opts.scaleQueryFirst
       ? tf.matMul(tf.mul(q, opts.scale), k, false, true)
       : tf.mul(tf.matMul(q, k, false, true), opts.scale);
-    if (opts.causal && Tq > 1) scores = tf.add(scores, causalMask(Tq, Tk));
+    if (mask) scores = tf.add(scores, mask);
     const p = (softmaxNative(scores) ?? softmaxOps(scores)) as tf.Tensor4D;
     return tf.matMul(opts.probs ? opts.probs(p) : p, v) as tf.Tensor4D;
   });
