@@ -23,6 +23,7 @@
 // Every op replaces several TF kernels (or a slower one) with one pass over the data; its TF.js-op
 // reference (`fooOps` beside `fooNative` in src/) is what the tests compare it with. Parallel loops run on
 // the module's own worker threads (see the pool below), not OpenMP.
+#include <fcntl.h>
 #include <immintrin.h>
 #include <linux/futex.h>
 #include <node_api.h>
@@ -32,11 +33,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -858,6 +861,9 @@ void AdviseHugePages(void* p, int64_t bytes) {
   if (bytes >= static_cast<int64_t>(2 * kHuge) && hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -949,6 +955,145 @@ char* MapWeight(int64_t bytes) {
 // The deallocator of tensors whose memory came from mmap (weights, KV caches).
 void UnmapBuffer(void* data, size_t len, void*) { munmap(data, len); }
 
+// Weights that stay where the checkpoint is. A weight the kernels take exactly as stored (a 16-bit matrix kept
+// packed, or an F32 tensor read as F32) of at least kMapWeightBytes, 64-byte aligned in its file, is not copied:
+// the file is mapped once (MAP_PRIVATE, at a 2 MiB-aligned address, huge pages asked for) and the tensor points
+// into the mapping. The page cache is then the weights' only copy: no fresh memory to fault in and zero (the
+// load's cost before: 67 % of its time in the kernel clearing pages), and the next process that loads the same
+// file finds it in memory. That pays only when the page cache holds the file in 2 MiB folios, mapped 2 MiB at a
+// time (ext4, xfs and tmpfs do on recent kernels): the 4 KiB mappings of a file read or written in small pieces
+// stream at a fraction of the speed in decode. So the first large weight of each file probes: if its pages are
+// not mapped as huge pages, the file's clean cache is dropped once (POSIX_FADV_DONTNEED) and read again through
+// the mapping, which reads ahead in 2 MiB folios; if they still are not, the file is read into memory of the
+// process's own as before (MapWeight). MINICPMV_MAP_WEIGHTS=0 turns the mapping off.
+// A mapped file must not be truncated or rewritten in place while a model is loaded from it (replacing it
+// by a rename is safe): the tensors read the file's pages.
+struct FileMap {
+  std::string id;  // "device:inode"
+  int64_t size = 0;
+  char* base = nullptr;
+  int refs = 0;  // tensors pointing into the mapping
+  enum State { kUnknown, kHuge, kRefused } state = kUnknown;
+};
+std::mutex g_file_maps_mu;
+std::vector<FileMap*> g_file_maps;  // refused files stay listed (unmapped), so each is probed once
+std::atomic<int64_t> g_file_backed_bytes{0};
+
+bool MapWeightsEnabled() {
+  const char* e = std::getenv("MINICPMV_MAP_WEIGHTS");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+
+// The kB of the mapping holding `addr` that /proc/self/smaps lists under `key` (e.g. "FilePmdMapped"), or -1.
+int64_t SmapsKb(const void* addr, const char* key) {
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  bool in = false;
+  int64_t kb = -1;
+  const size_t klen = std::strlen(key);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  while (std::fgets(line, sizeof line, f)) {
+    uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    if (std::sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') {
+      if (in) break;
+      in = a >= lo && a < hi;
+    } else if (in && std::strncmp(line, key, klen) == 0 && line[klen] == ':') {
+      kb = std::atoll(line + klen + 1);
+    }
+  }
+  std::fclose(f);
+  return kb;
+}
+
+void PopulateRead(const char* p, int64_t bytes) {
+  const uintptr_t kPage = 4096, a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = a & ~(kPage - 1), hi = (a + static_cast<uintptr_t>(bytes) + kPage - 1) & ~(kPage - 1);
+  madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
+}
+
+// Maps [from, to) of the mapping and tells whether at least half of its 2 MiB-aligned interior is mapped as huge
+// pages; true when the range holds no whole 2 MiB page (nothing to judge).
+bool PopulatedHuge(const char* from, const char* to) {
+  const uintptr_t kHuge = 2 << 20;
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(from) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t hi = reinterpret_cast<uintptr_t>(to) & ~(kHuge - 1);
+  if (hi <= lo) return true;
+  const int64_t before = SmapsKb(from, "FilePmdMapped");
+  PopulateRead(reinterpret_cast<const char*>(lo), static_cast<int64_t>(hi - lo));
+  const int64_t after = SmapsKb(from, "FilePmdMapped");
+  return before >= 0 && after >= 0 && (after - before) * 1024 * 2 >= static_cast<int64_t>(hi - lo);
+}
+
+void DropFileMap(FileMap* m) {  // with g_file_maps_mu held, refs == 0
+  if (m->base) munmap(m->base, static_cast<size_t>(m->size));
+  m->base = nullptr;
+  if (m->state != FileMap::kRefused) {
+    g_file_maps.erase(std::find(g_file_maps.begin(), g_file_maps.end(), m));
+    delete m;
+  }
+}
+
+// The deallocator of tensors that point into a file mapping.
+void ReleaseFileMap(void*, size_t len, void* arg) {
+  auto* m = static_cast<FileMap*>(arg);
+  g_file_backed_bytes -= static_cast<int64_t>(len);
+  std::lock_guard<std::mutex> lock(g_file_maps_mu);
+  if (--m->refs == 0) DropFileMap(m);
+}
+
+// The address of [offset, offset + bytes) of the open file `fd` in its mapping, with a reference taken on the
+// mapping (ReleaseFileMap gives it back), or nullptr where the file is not to be mapped (refused, or mmap failed).
+char* MapFileRange(int fd, const std::string& id, int64_t size, int64_t offset, int64_t bytes, FileMap** out) {
+  std::lock_guard<std::mutex> lock(g_file_maps_mu);
+  FileMap* m = nullptr;
+  for (FileMap* x : g_file_maps) {
+    if (x->id == id && x->size == size) m = x;
+  }
+  if (m && m->state == FileMap::kRefused) return nullptr;
+  if (!m) {
+    const size_t kHuge = 2 << 20, len = static_cast<size_t>(size);
+    void* raw = mmap(nullptr, len + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(raw), lo = (a + kHuge - 1) & ~(kHuge - 1);
+    void* p = mmap(reinterpret_cast<void*>(lo), len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+      munmap(raw, len + kHuge);
+      return nullptr;
+    }
+    if (lo > a) munmap(raw, lo - a);
+    const uintptr_t end = lo + ((len + 4095) & ~size_t{4095});
+    if (a + len + kHuge > end) munmap(reinterpret_cast<void*>(end), a + len + kHuge - end);
+    madvise(p, len, MADV_HUGEPAGE);
+    m = new FileMap();
+    m->id = id;
+    m->size = size;
+    m->base = static_cast<char*>(p);
+    g_file_maps.push_back(m);
+  }
+  char* at = m->base + offset;
+  if (m->state == FileMap::kUnknown && static_cast<int64_t>(2 << 20) * 2 <= bytes) {
+    bool huge = PopulatedHuge(at, at + bytes);
+    if (!huge) {
+      // Small folios in the page cache: drop this mapping's pages and the file's cache (written back first: a
+      // file just written has dirty pages, which stay), read it again.
+      madvise(m->base, static_cast<size_t>(size), MADV_DONTNEED);
+      fdatasync(fd);
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      huge = PopulatedHuge(at, at + bytes);
+    }
+    m->state = huge ? FileMap::kHuge : FileMap::kRefused;
+    if (!huge) {
+      if (m->refs == 0) DropFileMap(m);
+      return nullptr;
+    }
+  }
+  m->refs++;
+  *out = m;
+  return at;
+}
+
 void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   const ReadAttrs* a = static_cast<ReadAttrs*>(p);
   TF_Status* status = TF_NewStatus();
@@ -956,14 +1101,30 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   std::string err = CheckRead(*a, &elem_bytes);
   TF_Tensor* y = nullptr;
   char* mapped = nullptr;  // the output's memory when it is the reader's own (MapWeight), else TensorFlow's
+  char* in_file = nullptr;  // the output's memory when it is the file's mapping (FileMap)
   if (err.empty()) {
     const bool packed = a->out == TF_INT32;
     const int64_t n = a->count;
     int64_t dims[1] = {packed ? n / 2 : n};
     const int64_t out_bytes = packed ? 2 * n : 4 * n;
-    // A large weight gets memory of its own (MapWeight): it lives as long as the model, and TensorFlow's
+    const bool widen = !packed && elem_bytes == 2;
+    const int fd = static_cast<int>(a->fd);
+    // A large weight stored as the kernels take it stays in the file's mapping when the file allows (FileMap).
+    FileMap* fm = nullptr;
+    if (!widen && out_bytes >= kMapWeightBytes && a->offset % 64 == 0 && MapWeightsEnabled()) {
+      in_file = MapFileRange(fd, a->file_id, a->size, a->offset, out_bytes, &fm);
+    }
+    if (in_file) {
+      g_file_backed_bytes += out_bytes;
+      y = TF_NewTensor(a->out, dims, 1, in_file, static_cast<size_t>(out_bytes), &ReleaseFileMap, fm);
+      if (!y) {
+        ReleaseFileMap(nullptr, static_cast<size_t>(out_bytes), fm);
+        in_file = nullptr;
+      }
+    }
+    // Else a large weight gets memory of its own (MapWeight): it lives as long as the model, and TensorFlow's
     // allocator, which keeps what it once held for reuse, never sees it.
-    if (out_bytes >= kMapWeightBytes) mapped = MapWeight(out_bytes);
+    if (!in_file && out_bytes >= kMapWeightBytes) mapped = MapWeight(out_bytes);
     if (mapped) {
       y = TF_NewTensor(a->out, dims, 1, mapped, static_cast<size_t>(out_bytes), &UnmapBuffer, nullptr);
       if (!y) {  // TensorFlow refused the buffer: give it back, and take TensorFlow's memory after all
@@ -971,14 +1132,12 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
         mapped = nullptr;
       }
     }
-    if (!mapped) {
+    if (!mapped && !in_file) {
       y = TF_AllocateOutput(ctx, 0, a->out, dims, 1, static_cast<size_t>(out_bytes), status);
     }
     if (TF_GetCode(status) == TF_OK) {
       char* out = static_cast<char*>(TF_TensorData(y));
-      if (!mapped) AdviseHugePages(out, out_bytes);
-      const int fd = static_cast<int>(a->fd);
-      const bool widen = !packed && elem_bytes == 2;
+      if (!mapped && !in_file) AdviseHugePages(out, out_bytes);
       const WType wt = a->dtype == "F16" ? WType::F16 : WType::BF16;
       // Pieces of 8 Mi elements, 1 Mi when widened (a widened one goes through a scratch buffer of its own, freed with it).
       const int64_t piece = widen ? 1 << 20 : 1 << 23, pieces = (n + piece - 1) / piece;
@@ -989,7 +1148,9 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
       ParallelFor(pieces, pieces > 1, [&](int64_t i) {
         const int64_t first = i * piece, len = first + piece < n ? piece : n - first;
         std::string e;
-        Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
+        // The file's pages are mapped in (read from the disk where not cached), or fresh pages faulted in to read into.
+        if (in_file) PopulateRead(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
+        else Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
         // Read and check in stretches of 256 KiB, each checked while it is still in cache.
         const int64_t stretch = (256 << 10) / elem_bytes;
         std::vector<uint16_t> scratch(widen ? static_cast<size_t>(stretch) : 0);
@@ -997,7 +1158,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
         for (int64_t s0 = 0; s0 < len && e.empty(); s0 += stretch) {
           const int64_t m = s0 + stretch < len ? stretch : len - s0, at = first + s0;
           char* dst = widen ? reinterpret_cast<char*>(scratch.data()) : out + at * elem_bytes;
-          if (!ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
+          if (!in_file && !ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
           int64_t where = -1;
           const int64_t c = elem_bytes == 4 ? CountNonFinite(reinterpret_cast<const uint32_t*>(dst), m, 0x7f800000u, &where)
                                             : CountNonFinite(reinterpret_cast<const uint16_t*>(dst), m, mask16, &where);
@@ -1026,7 +1187,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
     }
   }
   if (!err.empty()) TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMReadTensor: " + err).c_str());
-  if (mapped && TF_GetCode(status) == TF_OK) TF_SetOutput(ctx, 0, y, status);
+  if ((mapped || in_file) && TF_GetCode(status) == TF_OK) TF_SetOutput(ctx, 0, y, status);
   if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
   if (y) TF_DeleteTensor(y);
   TF_DeleteStatus(status);
@@ -1951,6 +2112,13 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "isa", v);
   napi_create_int32(env, Pool::Get().threads(), &v);
   napi_set_named_property(env, exports, "threads", v);
+  // fileBackedBytes(): the bytes of the tensors that now point into checkpoint files' mappings (FileMap).
+  napi_create_function(env, "fileBackedBytes", NAPI_AUTO_LENGTH, [](napi_env e, napi_callback_info) -> napi_value {
+    napi_value r;
+    napi_create_double(e, static_cast<double>(g_file_backed_bytes.load()), &r);
+    return r;
+  }, nullptr, &v);
+  napi_set_named_property(env, exports, "fileBackedBytes", v);
   return exports;
 }
 

@@ -13,8 +13,19 @@ import { validateCheckpoint, WeightsError } from '../src/weights/loader.ts';
 import { fillNormal, hfStateDictOrder, writeRandomCheckpoint, Xoshiro128 } from '../src/weights/random.ts';
 import { planShards, shardName } from '../src/weights/shards.ts';
 import { numel, SafetensorsFile } from '../src/weights/safetensors.ts';
-import { writeSafetensors } from '../src/weights/safetensors_writer.ts';
+import { alignedOrder, DATA_ALIGN, writeSafetensors } from '../src/weights/safetensors_writer.ts';
 import { named, shared, unmet } from './helpers/requires.ts';
+
+/**
+ * The writers' layout: `order` with the tensors whose bytes are not a multiple of DATA_ALIGN moved last, the data
+ * starting at a multiple of DATA_ALIGN, and so every tensor before the first unaligned size starting aligned.
+ */
+function expectAlignedLayout(f: SafetensorsFile, order: string[]): void {
+  const bytes = (k: string) => f.info(k).end - f.info(k).begin;
+  expect(f.keys()).toEqual(alignedOrder(order, bytes));
+  expect(f.dataStart % DATA_ALIGN).toBe(0);
+  for (const k of f.keys().filter((k) => bytes(k) % DATA_ALIGN === 0)) expect((f.dataStart + f.info(k).begin) % DATA_ALIGN, k).toBe(0);
+}
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const reference = path.resolve(repoRoot, '..', 'shared', 'reference');
@@ -44,7 +55,7 @@ const leftovers = () => fs.readdirSync(tmp).filter((e) => e.includes('.tmp-') ||
 const sha256 = (p: string) => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
 
 describe('random checkpoints', () => {
-  it('HF layout: index + shards, config copied, tensors sorted by name inside each shard', () => {
+  it('HF layout: index + shards, config copied, tensors sorted by name inside each shard (unaligned sizes last)', () => {
     const index = JSON.parse(fs.readFileSync(path.join(hfBf16, 'model.safetensors.index.json'), 'utf8'));
     const shardFiles = [...new Set(Object.values(index.weight_map))] as string[];
     expect(shardFiles.length).toBeGreaterThan(1);
@@ -55,7 +66,7 @@ describe('random checkpoints', () => {
     expect(JSON.parse(fs.readFileSync(path.join(hfBf16, 'config.json'), 'utf8'))).toEqual(tinyConfigJson());
     for (const name of shardFiles) {
       const f = SafetensorsFile.open(path.join(hfBf16, name));
-      expect(f.keys()).toEqual([...f.keys()].sort());
+      expectAlignedLayout(f, [...f.keys()].sort());
       expect(f.metadata).toEqual({ format: 'pt' });
       expect(new Set(f.keys().map((k) => f.info(k).dtype))).toEqual(new Set(['BF16']));
       f.close();
@@ -172,7 +183,12 @@ describe('convertCheckpoint', () => {
     const src = openCheckpoint(hfBf16);
     const dst = openCheckpoint(out);
     expect(dst.layout).toBe('converted');
-    expect(dst.keys()).toEqual(expectedTensors(cfg).map((t) => t.key));
+    expect([...dst.keys()].sort()).toEqual(expectedTensors(cfg).map((t) => t.key).sort());
+    for (const f of manifest.files.filter((x) => x.name.endsWith('.safetensors'))) {
+      const file = SafetensorsFile.open(path.join(out, f.name));
+      expectAlignedLayout(file, expectedTensors(cfg).map((t) => t.key).filter((k) => manifest.tensors[k] === f.name));
+      file.close();
+    }
     for (const k of src.keys()) {
       expect(dst.info(k).dtype).toBe('F32');
       expect(dst.info(k).shape).toEqual(src.info(k).shape);

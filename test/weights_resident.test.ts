@@ -3,8 +3,10 @@
 // gives on every hook; the KV cache preallocates, grows in chunks, reorders beams without copying and
 // leaves nothing behind; beam search reports its progress; bad weight-dtype options fail with one line.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKENDS, initBackend, nativeAvailable } from '../src/backend/index.ts';
 import { loadImage } from '../src/image/decode.ts';
@@ -14,7 +16,10 @@ import { beamSearch, greedy } from '../src/model/generate.ts';
 import { Hooks, hookNames } from '../src/model/hooks.ts';
 import { KV_CHUNK } from '../src/model/minicpm_llm.ts';
 import { loadModel, loadTokenizer } from '../src/model/load.ts';
+import { fileBackedBytes } from '../src/backend/native_ops.ts';
+import { openCheckpoint } from '../src/weights/checkpoint.ts';
 import { WeightsError } from '../src/weights/loader.ts';
+import { writeRandomCheckpoint } from '../src/weights/random.ts';
 import { expectClose } from './helpers/expect_close.ts';
 import { repoRoot } from './helpers/paths.ts';
 
@@ -159,5 +164,56 @@ describe('bad weight-dtype options fail with one line', () => {
       expect(status, cmd[0]).toBe(2);
       expect(stderr.trim().split('\n'), cmd[0]).toEqual([`minicpmv ${cmd[0]}: --weights-dtype must be one of auto, f32; got "fp8"`]);
     }
+  });
+});
+
+describe.skipIf(!native)('weights used in place in the checkpoint\'s pages', () => {
+  it('a model whose matrices reach MiB sizes maps them from its aligned file; logits and ids equal a model that read them', async (ctx) => {
+    await initBackend('tensorflow');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mapped-model-'));
+    onTestFinished(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    const cfg = JSON.parse(fs.readFileSync(path.join(W, 'config.json'), 'utf8'));
+    // lm_head and embed_tokens 8 MiB of BF16, each MLP matrix 2 MiB, q/k/v/o 0.5 MiB (under the 1 MiB threshold: read).
+    Object.assign(cfg, { hidden_size: 512, intermediate_size: 2048, vocab_size: 8192, num_attention_heads: 4, num_key_value_heads: 4 });
+    const cfgFile = path.join(tmp, 'config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    const dir = path.join(tmp, 'ckpt');
+    writeRandomCheckpoint(cfgFile, dir, { dtype: 'bf16', seed: 5 });
+    const ids = [1, 77, 1234, 8000, 5, 99, 4096, 3, 2047, 650, 18, 7000];
+    const run = (map: boolean) => {
+      if (!map) process.env.MINICPMV_MAP_WEIGHTS = '0';
+      try {
+        const before = tf.memory().numTensors;
+        const model = loadModel(dir);
+        const logits = tf.tidy(() => model.run({ inputIds: ids }).dataSync().slice());
+        const embeds = model.buildInputsEmbeds(ids, [], []);
+        const out = greedy(model.llm, embeds, { maxNewTokens: 5, eosId: 2 });
+        embeds.dispose();
+        const resident = model.residentWeights();
+        model.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+        return { logits, out, resident };
+      } finally {
+        delete process.env.MINICPMV_MAP_WEIGHTS;
+      }
+    };
+    const mapped = run(true), read = run(false);
+    expect(read.resident.fileBackedBytes).toBe(0);
+    expect(mapped.resident.residentBytes).toBe(read.resident.residentBytes);
+    if (mapped.resident.fileBackedBytes === 0) {
+      ctx.skip(`${os.tmpdir()}'s page cache does not map as huge pages here: the model read its weights into memory of its own`);
+    }
+    // Every weight matrix of 1 MiB or more: the two 8 MiB tables, 2 layers x 3 MLP matrices of 2 MiB, the
+    // resampler's 1.5 MiB in_proj_weight.
+    const ckpt = openCheckpoint(dir);
+    const big = ckpt.keys().map((k) => ckpt.info(k)).filter((t) => t.shape.length === 2 && 2 * t.shape[0] * t.shape[1] >= 2 ** 20);
+    expect(big.length).toBe(9);
+    expect(mapped.resident.fileBackedBytes).toBe(big.reduce((s, t) => s + 2 * t.shape[0] * t.shape[1], 0));
+    ckpt.close();
+    expect(fileBackedBytes()).toBe(0);
+    let diff = -1;
+    for (let i = 0; i < read.logits.length && diff < 0; i++) if (!Object.is(mapped.logits[i], read.logits[i])) diff = i;
+    expect(diff, 'first logit that differs').toBe(-1);
+    expect(mapped.out).toEqual(read.out);
   });
 });

@@ -25,6 +25,16 @@ export interface NativeOps {
 
 const addonPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'minicpmv_ops.node');
 let state: NativeOps | undefined;
+let fileBacked: (() => number) | undefined;
+
+/**
+ * Bytes of the tensors that point into a checkpoint file's mapping (weights stored as the kernels take them,
+ * 64-byte aligned in a file whose page cache maps as huge pages: native/minicpmv_ops.cc FileMap); 0 without
+ * the native ops.
+ */
+export function fileBackedBytes(): number {
+  return fileBacked ? fileBacked() : 0;
+}
 
 interface KernelBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
@@ -73,8 +83,11 @@ export function loadNativeOps(): NativeOps {
   if (process.env.MINICPMV_NATIVE_OPS === '0') return (state = { ok: false, detail: 'disabled by MINICPMV_NATIVE_OPS=0', kernels: [] });
   if (!fs.existsSync(addonPath)) return (state = { ok: false, detail: 'native/ was not built (npm run build:ops)', kernels: [] });
   try {
-    const addon = createRequire(import.meta.url)(addonPath) as { registered: boolean; error: string; isa: string; threads: number };
+    const addon = createRequire(import.meta.url)(addonPath) as {
+      registered: boolean; error: string; isa: string; threads: number; fileBackedBytes: () => number;
+    };
     if (!addon.registered) return (state = { ok: false, detail: `op registration failed: ${addon.error}`, kernels: [] });
+    fileBacked = addon.fileBackedBytes;
     // Each TF.js kernel forwards its inputs (in this order) and attributes (with their TF types) to the op.
     const S = 'string', I = 'int', F = 'float', T = 'dtype';
     registerOp(LINEAR, ['x', 'w*'], { N: I, T, wtype: S });

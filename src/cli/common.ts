@@ -59,8 +59,10 @@ export async function loadWithProgress(io: CommandIO, dir: string, opts: LoadOpt
   const model = loadModel(dir, { ...opts, onProgress: (d, t, k) => bar.update(d, t, k) });
   const ms = performance.now() - t0;
   const w = model.residentWeights(), b = w.residentBytes;
+  const size = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
   const what = w.dtype === 'f32' ? 'float32 weights' : `weights (matrices kept in ${w.dtype})`;
-  bar.finish(`${b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`} of ${what}`);
+  const mapped = w.fileBackedBytes > 0 ? `, ${size(w.fileBackedBytes)} of them used in place in the checkpoint's pages` : '';
+  bar.finish(`${size(b)} of ${what}${mapped}`);
   return { model, ms };
 }
 

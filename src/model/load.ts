@@ -1,5 +1,6 @@
 // Loading a model directory into TF.js tensors (model_dir.ts finds and checks the directory), and
 // encoding an image file with a loaded model.
+import { fileBackedBytes } from '../backend/native_ops.ts';
 import { loadImage } from '../image/decode.ts';
 import { preprocess } from '../image/preprocess.ts';
 import type { RgbImage } from '../image/types.ts';
@@ -15,7 +16,10 @@ export function loadModel(dir: string, opts: LoadOptions = {}): MiniCPMV {
   const cfg = loadModelConfig(dir);
   const ckpt = openCheckpoint(dir);
   try {
-    return MiniCPMV.fromSource(cfg, ckpt, opts);
+    const before = fileBackedBytes();
+    const model = MiniCPMV.fromSource(cfg, ckpt, opts);
+    model.noteFileBackedBytes(fileBackedBytes() - before);
+    return model;
   } finally {
     ckpt.close();
   }

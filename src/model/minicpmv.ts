@@ -29,10 +29,15 @@ export interface LoadOptions {
 
 export { WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption };
 
-/** What the loaded weights hold: the dtype weight matrices are resident in, and their bytes. */
+/**
+ * What the loaded weights hold: the dtype weight matrices are resident in, their bytes, and how many of those
+ * bytes are the checkpoint file's own pages (mapped from the page cache, shared with any other process that
+ * loads the file: native/minicpmv_ops.cc FileMap) rather than memory of the process's own.
+ */
 export interface ResidentWeights {
   dtype: 'bf16' | 'f16' | 'f32';
   residentBytes: number;
+  fileBackedBytes: number;
 }
 
 /** An image's span of `<unk>` rows in the prompt: [start, end). */
@@ -72,7 +77,7 @@ function uploadNow(t: tf.Tensor): void {
  * can hand out file locations); everything else is float32.
  */
 export function residencyPlan(source: TensorSource, tensors: { key: string; shape: number[] }[], weightsDtype: WeightsDtypeOption = 'auto'):
-  { packed: Map<string, PackedDtype>; weights: ResidentWeights } {
+  { packed: Map<string, PackedDtype>; weights: Omit<ResidentWeights, 'fileBackedBytes'> } {
   const kernels = weightsDtype === 'auto' && source.location !== undefined && [READ_TENSOR, LINEAR, WIDEN].every(hasKernel);
   const packed = new Map<string, PackedDtype>();
   let bytes = 0;
@@ -227,9 +232,16 @@ export class MiniCPMV {
     return this.params.bytes();
   }
 
-  /** The dtype weight matrices are resident in, and the bytes all weights hold. */
+  /** The dtype weight matrices are resident in, the bytes all weights hold, and those left in the checkpoint's pages. */
   residentWeights(): ResidentWeights {
-    return { dtype: this.params.weightsDtype(), residentBytes: this.params.bytes() };
+    return { dtype: this.params.weightsDtype(), residentBytes: this.params.bytes(), fileBackedBytes: this.fileBacked };
+  }
+
+  private fileBacked = 0;
+
+  /** Set by the Node loader (load.ts), which can ask the native reader: the bytes of weights left in the file's mapping. */
+  noteFileBackedBytes(bytes: number): void {
+    this.fileBacked = bytes;
   }
 
   dispose(): void {

@@ -13,7 +13,7 @@ import { findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError } fro
 import { stageOutputDir } from './outdir.ts';
 import { checkShardBytes, planShards, shardName } from './shards.ts';
 import { DTYPE_BYTES, numel } from './safetensors.ts';
-import { SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
+import { alignedOrder, SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
 
 export type ConvertDtype = 'f32' | 'f16' | 'bf16';
 
@@ -36,16 +36,20 @@ export const COPIED_FILES = ['config.json', 'generation_config.json', 'tokenizer
 const WRITE_DTYPE: Record<ConvertDtype, WriteDtype> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 const F16_MAX_ROUNDED = 65520; // |x| >= 65520 rounds to Inf in binary16
 
-/** Where each group of tensors goes. Order of files and of tensors inside them: model order. */
+/**
+ * Where each group of tensors goes. Order of files and of tensors inside them: model order, but in each file the
+ * tensors whose bytes are not a multiple of 64 last (alignedOrder: every other one starts 64-byte aligned).
+ */
 export function planConvertedFiles(tensors: ExpectedTensor[], elemBytes: number, llmShardBytes: number):
   { name: string; tensors: ExpectedTensor[] }[] {
-  const vision = tensors.filter((t) => t.role === 'vision');
-  const resampler = tensors.filter((t) => t.role === 'resampler');
+  const aligned = (ts: ExpectedTensor[]) => alignedOrder(ts, (t) => numel(t.shape) * elemBytes);
+  const vision = aligned(tensors.filter((t) => t.role === 'vision'));
+  const resampler = aligned(tensors.filter((t) => t.role === 'resampler'));
   const llm = new Map(tensors.filter((t) => t.role === 'llm').map((t) => [t.key, t]));
   const shards = planShards([...llm.values()].map((t) => ({ key: t.key, bytes: numel(t.shape) * elemBytes })), llmShardBytes);
   const llmFiles = shards.map((keys, i) => ({
     name: shards.length === 1 ? 'llm.safetensors' : shardName(i, shards.length, 'llm'),
-    tensors: keys.map((k) => llm.get(k)!),
+    tensors: aligned(keys.map((k) => llm.get(k)!)),
   }));
   return [{ name: 'vision.safetensors', tensors: vision }, { name: 'resampler.safetensors', tensors: resampler }, ...llmFiles];
 }

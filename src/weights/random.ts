@@ -11,7 +11,7 @@ import { f32BitsToBf16, f32BitsToF16 } from './dtype.ts';
 import { stageOutputDir } from './outdir.ts';
 import { checkShardBytes, planShards, shardName } from './shards.ts';
 import { DTYPE_BYTES, numel } from './safetensors.ts';
-import { SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
+import { alignedOrder, SafetensorsWriter, type WriteDtype } from './safetensors_writer.ts';
 
 /**
  * Tensors in PyTorch `state_dict()` order of `MiniCPMV` (modules in `__init__` order: llm, vpm, resampler;
@@ -197,8 +197,9 @@ export function writeRandomCheckpoint(configPath: string, outDir: string, opts: 
   try {
     const weightMap: Record<string, string> = {};
     shards.forEach((keys, s) => {
-      // The Python library lays tensors out sorted by name (same dtype); do the same.
-      const sorted = [...keys].sort();
+      // The Python library lays tensors out sorted by name (same dtype); do the same, those whose bytes are not a
+      // multiple of 64 last (alignedOrder), so every other tensor starts 64-byte aligned.
+      const sorted = alignedOrder([...keys].sort(), (k) => numel(byKey.get(k)!.shape) * size);
       const w = new SafetensorsWriter(path.join(staged.tmp, names[s]),
         sorted.map((k) => ({ name: k, dtype, shape: byKey.get(k)!.shape })), { format: 'pt' });
       try {
