@@ -128,9 +128,10 @@ for (const [label, get, d, better] of ROWS) {
 for (const i of impls) if ('error' in i.result) lines.push('', `- ${i.name}: error: ${String(i.result.error).slice(0, 300)}`);
 lines.push('', 'Ratios: > 1 means minicpmv-ts (first column) is better (faster, or less memory).');
 if (!('error' in ours)) {
-  const w = ours.weights as { dtype: string; residentBytes: number };
+  const w = ours.weights as { dtype: string; residentBytes: number; fileBackedBytes?: number };
   const bytes = ours.decodeBytesPerToken as number, params = bytes / (w.dtype === 'f32' ? 4 : 2);
-  lines.push('', `- weights: ${w.dtype} resident, ${num(w.residentBytes / 2 ** 30)} GiB; load ${num(sec(ours.loadMs))} s vs a raw read of the ` +
+  const inPlace = w.fileBackedBytes ? ` (${num(w.fileBackedBytes / 2 ** 30)} GiB of it used in place in the checkpoint's page cache)` : '';
+  lines.push('', `- weights: ${w.dtype} resident, ${num(w.residentBytes / 2 ** 30)} GiB${inPlace}; load ${num(sec(ours.loadMs))} s vs a raw read of the ` +
     `checkpoint (${num((ours.checkpointBytes as number) / 1e9)} GB) just before it ${num(sec(ours.rawReadMs))} s: ` +
     `${num((ours.loadMs as number) / (ours.rawReadMs as number))}x.`);
   lines.push(`- beam-3 step / greedy step: ${num((ours.beam3StepMs_short as number) / (ours.greedyStepMs_short as number))} at 80 context, ` +

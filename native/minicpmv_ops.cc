@@ -769,7 +769,9 @@ void ComputeWiden(void* p, TF_OpKernelContext* ctx) {
 // Reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte `offset` of the open file
 // `fd` straight into a new TensorFlow tensor, without a pass through JavaScript. T = float widens 16-bit
 // values to float32; T = int32 keeps a BF16/F16 tensor's bytes as stored, two values per word
-// (MiniCPMLinear's packed layout): the checkpoint goes from the file to its final place in one copy.
+// (MiniCPMLinear's packed layout): the checkpoint goes from the file to its final place in one copy, or, for
+// such a weight of 1 MiB or more 64-byte aligned in its file, in none: the tensor points into the file's
+// mapping (FileMap below).
 // The output's pages are faulted in by two threads (the pool), a piece at a time (MADV_POPULATE_WRITE),
 // and as transparent huge pages where the kernel allows it (MADV_HUGEPAGE): faulting fresh 4 KiB pages one
 // by one, not the disk, bounded the load before.
