@@ -765,13 +765,15 @@ void ComputeWiden(void* p, TF_OpKernelContext* ctx) {
 
 // ====================================================================================================
 // MiniCPMReadTensor(; fd: int, file_id: string, size: int, offset: int, count: int, dtype: string,
-//   T: float|int32) -> y: T [count] (float) or [count / 2] (int32)
+//   T: float|int32, lazy: int = 0) -> y: T [count] (float) or [count / 2] (int32)
 // Reads `count` elements of a safetensors tensor (F32, BF16 or F16) at byte `offset` of the open file
 // `fd` straight into a new TensorFlow tensor, without a pass through JavaScript. T = float widens 16-bit
 // values to float32; T = int32 keeps a BF16/F16 tensor's bytes as stored, two values per word
 // (MiniCPMLinear's packed layout): the checkpoint goes from the file to its final place in one copy, or, for
 // such a weight of 1 MiB or more 64-byte aligned in its file, in none: the tensor points into the file's
-// mapping (FileMap below).
+// mapping (FileMap below). With lazy = 1 (a table that is only gathered from, like the token embeddings), such
+// a mapped tensor's pages are not mapped in at load: its values are checked through a scratch buffer, and only
+// the rows the model gathers are ever mapped (resident), as with a plain mmap of the file.
 // The output's pages are faulted in by two threads (the pool), a piece at a time (MADV_POPULATE_WRITE),
 // and as transparent huge pages where the kernel allows it (MADV_HUGEPAGE): faulting fresh 4 KiB pages one
 // by one, not the disk, bounded the load before.
@@ -793,6 +795,7 @@ struct ReadAttrs {
   int64_t count = 0;
   std::string dtype;
   TF_DataType out = TF_FLOAT;
+  int64_t lazy = 0;
 };
 
 void* CreateReadTensor(TF_OpKernelConstruction* ctx) {
@@ -805,6 +808,7 @@ void* CreateReadTensor(TF_OpKernelConstruction* ctx) {
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "count", &a->count, status);
   if (TF_GetCode(status) == TF_OK) GetStringAttr(ctx, "dtype", &a->dtype, status);
   if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrType(ctx, "T", &a->out, status);
+  if (TF_GetCode(status) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "lazy", &a->lazy, status);
   if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
   TF_DeleteStatus(status);
   return a;
@@ -1047,7 +1051,7 @@ void ReleaseFileMap(void*, size_t len, void* arg) {
 
 // The address of [offset, offset + bytes) of the open file `fd` in its mapping, with a reference taken on the
 // mapping (ReleaseFileMap gives it back), or nullptr where the file is not to be mapped (refused, or mmap failed).
-char* MapFileRange(int fd, const std::string& id, int64_t size, int64_t offset, int64_t bytes, FileMap** out) {
+char* MapFileRange(int fd, const std::string& id, int64_t size, int64_t offset, int64_t bytes, bool probe, FileMap** out) {
   std::lock_guard<std::mutex> lock(g_file_maps_mu);
   FileMap* m = nullptr;
   for (FileMap* x : g_file_maps) {
@@ -1075,7 +1079,7 @@ char* MapFileRange(int fd, const std::string& id, int64_t size, int64_t offset, 
     g_file_maps.push_back(m);
   }
   char* at = m->base + offset;
-  if (m->state == FileMap::kUnknown && static_cast<int64_t>(2 << 20) * 2 <= bytes) {
+  if (probe && m->state == FileMap::kUnknown && static_cast<int64_t>(2 << 20) * 2 <= bytes) {
     bool huge = PopulatedHuge(at, at + bytes);
     if (!huge) {
       // Small folios in the page cache: drop this mapping's pages and the file's cache (written back first: a
@@ -1114,7 +1118,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
     // A large weight stored as the kernels take it stays in the file's mapping when the file allows (FileMap).
     FileMap* fm = nullptr;
     if (!widen && out_bytes >= kMapWeightBytes && a->offset % 64 == 0 && MapWeightsEnabled()) {
-      in_file = MapFileRange(fd, a->file_id, a->size, a->offset, out_bytes, &fm);
+      in_file = MapFileRange(fd, a->file_id, a->size, a->offset, out_bytes, !a->lazy, &fm);
     }
     if (in_file) {
       g_file_backed_bytes += out_bytes;
@@ -1141,6 +1145,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
       char* out = static_cast<char*>(TF_TensorData(y));
       if (!mapped && !in_file) AdviseHugePages(out, out_bytes);
       const WType wt = a->dtype == "F16" ? WType::F16 : WType::BF16;
+      const bool lazy = in_file && a->lazy != 0;
       // Pieces of 8 Mi elements, 1 Mi when widened (a widened one goes through a scratch buffer of its own, freed with it).
       const int64_t piece = widen ? 1 << 20 : 1 << 23, pieces = (n + piece - 1) / piece;
       std::mutex mu;
@@ -1150,17 +1155,18 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
       ParallelFor(pieces, pieces > 1, [&](int64_t i) {
         const int64_t first = i * piece, len = first + piece < n ? piece : n - first;
         std::string e;
-        // The file's pages are mapped in (read from the disk where not cached), or fresh pages faulted in to read into.
-        if (in_file) PopulateRead(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
-        else Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
+        // The file's pages are mapped in (read from the disk where not cached), or fresh pages faulted in to read into;
+        // a lazy tensor's pages are left for its users to map (read through a scratch buffer to be checked).
+        if (in_file && !lazy) PopulateRead(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
+        else if (!in_file) Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
         // Read and check in stretches of 256 KiB, each checked while it is still in cache.
         const int64_t stretch = (256 << 10) / elem_bytes;
-        std::vector<uint16_t> scratch(widen ? static_cast<size_t>(stretch) : 0);
+        std::vector<uint16_t> scratch(widen || lazy ? static_cast<size_t>(stretch * elem_bytes / 2) : 0);
         int64_t bad = 0, bad_at = -1;
         for (int64_t s0 = 0; s0 < len && e.empty(); s0 += stretch) {
           const int64_t m = s0 + stretch < len ? stretch : len - s0, at = first + s0;
-          char* dst = widen ? reinterpret_cast<char*>(scratch.data()) : out + at * elem_bytes;
-          if (!in_file && !ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
+          char* dst = widen || lazy ? reinterpret_cast<char*>(scratch.data()) : out + at * elem_bytes;
+          if ((!in_file || lazy) && !ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
           int64_t where = -1;
           const int64_t c = elem_bytes == 4 ? CountNonFinite(reinterpret_cast<const uint32_t*>(dst), m, 0x7f800000u, &where)
                                             : CountNonFinite(reinterpret_cast<const uint16_t*>(dst), m, mask16, &where);
@@ -2056,7 +2062,7 @@ bool Register(const char** error) {
        false, &CreateLinear, &ComputeLinear, &DeleteLinear},
       {"MiniCPMWiden", {"x: int32"}, {"wtype: string"}, f, false, &CreateWiden, &ComputeWiden, &DeleteLinear},
       {"MiniCPMReadTensor", {}, {"fd: int", "file_id: string", "size: int", "offset: int", "count: int", "dtype: string",
-       "T: {float, int32}"}, "y: T", true, &CreateReadTensor, &ComputeReadTensor, &DeleteReadTensor},
+       "T: {float, int32}", "lazy: int = 0"}, "y: T", true, &CreateReadTensor, &ComputeReadTensor, &DeleteReadTensor},
       {"MiniCPMNorm", {"x: float", "w: float", "b: float"}, {"kind: string", "eps: float"}, f, false, &CreateNorm,
        &ComputeNorm, &DeleteNorm},
       {"MiniCPMSoftmax", {"x: float"}, {}, f, false, &CreateNoAttrs, &ComputeSoftmax, &DeleteNoAttrs},

@@ -101,7 +101,7 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor reads the validated file
     const at: FileTensor = f.location('a');
     // The op itself, past the wrapper's own checks.
     const raw = (attrs: Partial<Record<string, unknown>>) => () => runNative(READ_TENSOR, {},
-      { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype, T: 'float32', ...attrs });
+      { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype, T: 'float32', lazy: 0, ...attrs });
     // Before: count -1 aborted the process in TF_AllocateOutput (exit 134).
     expect(oneLineError(raw({ count: -1, offset: 8, dtype: 'F32' }))).toMatch(/count -1 is negative/);
     expect(oneLineError(raw({ offset: -8 }))).toMatch(/offset -8 is negative/);
@@ -233,6 +233,54 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor: weights stored as the k
     expect(file1 - status('RssFile')).toBeGreaterThan(27);
     expect(tf.memory().numTensors).toBe(numTensors);
     f.close();
+  });
+
+  it('a lazy table (the token embeddings) is checked at load but only the rows read become resident', async (ctx) => {
+    await initBackend('tensorflow');
+    const v = toBf16(values(8 * MiB, 6)); // [4096, 2048] BF16: 16 MiB
+    const file = path.join(tmp, `lazy${n++}.safetensors`);
+    writeSafetensors(file, [{ name: 'e', dtype: 'BF16', shape: [4096, 2048], data: v }]);
+    const f = SafetensorsFile.open(file);
+    const before = fileBackedBytes(), file0 = status('RssFile'), anon0 = status('RssAnon');
+    const t = readTensorNative(f.location('e'), [4096, 2048], { packed: true, lazy: true })!;
+    const raw = new Uint32Array(v.buffer);
+    const word = (r: number, j: number) => ((raw[r * 2048 + 2 * j] >>> 16) | (raw[r * 2048 + 2 * j + 1] & 0xffff0000)) >>> 0;
+    if (fileBackedBytes() === before) {
+      const all = new Uint32Array((t.dataSync() as Int32Array).buffer);
+      for (let r = 0; r < 4096; r += 97) expect(all[r * 1024 + 7]).toBe(word(r, 7));
+      t.dispose();
+      f.close();
+      ctx.skip(`${os.tmpdir()}'s page cache does not map as huge pages here: the table was read into memory of its own`);
+    }
+    expect(fileBackedBytes() - before).toBe(16 * MiB);
+    expect(status('RssFile') - file0).toBeLessThan(2);
+    expect(status('RssAnon') - anon0).toBeLessThan(2);
+    const rows = tf.tidy(() => tf.gather(t, tf.tensor1d([5, 4000], 'int32')).dataSync() as Int32Array);
+    const got = new Uint32Array(rows.buffer);
+    for (const j of [0, 1, 511, 1023]) {
+      expect(got[j]).toBe(word(5, j));
+      expect(got[1024 + j]).toBe(word(4000, j));
+    }
+    // Two rows' pages and their neighbours (at most a 2 MiB huge page each), not the 16 MiB table.
+    expect(status('RssFile') - file0).toBeLessThan(5);
+    const all = new Uint32Array((t.dataSync() as Int32Array).buffer);
+    for (let r = 0; r < 4096; r += 97) expect(all[r * 1024 + 7]).toBe(word(r, 7));
+    expect(status('RssFile') - file0).toBeGreaterThan(15);
+    t.dispose();
+    expect(fileBackedBytes()).toBe(before);
+    f.close();
+
+    const bad = Float32Array.from(v);
+    bad[3 * MiB + 1] = Number.NaN;
+    const badFile = path.join(tmp, `lazy-nan${n++}.safetensors`);
+    writeSafetensors(badFile, [{ name: 'e', dtype: 'BF16', shape: [4096, 2048], data: bad }]);
+    const g = SafetensorsFile.open(badFile);
+    const numTensors = tf.memory().numTensors;
+    expect(oneLineError(() => readTensorNative(g.location('e'), [4096, 2048], { packed: true, lazy: true })))
+      .toMatch(/1 non-finite value\(s\), first NaN at flat index 3145729/);
+    expect(fileBackedBytes()).toBe(before);
+    expect(tf.memory().numTensors).toBe(numTensors);
+    g.close();
   });
 
   it('not mapped: a misaligned tensor, MINICPMV_MAP_WEIGHTS=0, a tensor under 1 MiB; a non-finite value is refused and leaves no mapping', async () => {

@@ -92,7 +92,7 @@ export function loadNativeOps(): NativeOps {
     const S = 'string', I = 'int', F = 'float', T = 'dtype';
     registerOp(LINEAR, ['x', 'w*'], { N: I, T, wtype: S });
     registerOp(WIDEN, ['x'], { wtype: S });
-    registerOp(READ_TENSOR, [], { fd: I, file_id: S, size: I, offset: I, count: I, dtype: S, T });
+    registerOp(READ_TENSOR, [], { fd: I, file_id: S, size: I, offset: I, count: I, dtype: S, T, lazy: I });
     registerOp(NORM, ['x', 'w', 'b'], { kind: S, eps: F });
     registerOp(SOFTMAX, ['x'], {});
     registerOp(BIAS_GELU, ['x', 'b'], {});

@@ -9,7 +9,7 @@ import { ShapeError } from '../errors.ts';
 import { baseName, findNonFinite, nonFiniteMessage, validateCheckpoint, WeightsError, type ModelParts, type TensorSource, WEIGHTS_DTYPE_OPTIONS, type WeightsDtypeOption } from '../weights/loader.ts';
 import { Hooks } from './hooks.ts';
 import { MiniCPMLlm, type LogitsMode } from './minicpm_llm.ts';
-import { ParamStore, isWeightMatrix, type Param } from './params.ts';
+import { ParamStore, isGatherTable, isWeightMatrix, type Param } from './params.ts';
 import { Resampler } from './resampler.ts';
 import { SiglipVit } from './siglip_vit.ts';
 
@@ -141,7 +141,7 @@ export class MiniCPMV {
           `${source.dir ?? 'checkpoint'}: weights must be finite: ${detail}`, [detail]);
         const file = () => (source.fileOf ? baseName(source.fileOf(t.key)) : t.key);
         try {
-          w = at ? readTensorNative(at, t.shape, { packed: pack !== undefined }) : undefined;
+          w = at ? readTensorNative(at, t.shape, { packed: pack !== undefined, lazy: isGatherTable(t.key) }) : undefined;
         } catch (e) {
           if (!(e instanceof NativeOpError)) throw e;
           if (/: \d+ non-finite value/.test(e.message)) throw nonFinite(`${t.key}: ${e.message.slice(e.message.indexOf(': ') + 2)} (in ${file()})`);

@@ -27,6 +27,14 @@ export function isWeightMatrix(key: string, shape: readonly number[]): boolean {
   return shape.length === 2 && key.endsWith('weight');
 }
 
+/**
+ * A table the model only gathers rows from (the token embeddings: a prompt and its answer read a few hundred
+ * of its 122,753 rows), which the loader leaves unmapped where it stays in the checkpoint's pages.
+ */
+export function isGatherTable(key: string): boolean {
+  return key === 'llm.model.embed_tokens.weight';
+}
+
 export class ParamStore {
   constructor(private readonly tensors: Map<string, Param>) {}
 

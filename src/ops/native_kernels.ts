@@ -124,8 +124,10 @@ export interface FileTensor {
  * undefined where the kernel is not available: float32 of `shape`, or with `packed` (BF16/F16 only, even
  * last dimension) the stored 16-bit values as int32 [..., last/2] (PackedWeight's layout). The kernel reads
  * through `at.fd` and refuses a file that is no longer the validated one (NativeOpError, one line).
+ * A tensor the kernel leaves in the file's mapping (stored as taken, 64-byte aligned, 1 MiB or more) is with
+ * `lazy` not mapped in at load (a table only gathered from): its pages become resident as they are read.
  */
-export function readTensorNative(at: FileTensor, shape: number[], opts: { packed?: boolean } = {}): tf.Tensor | undefined {
+export function readTensorNative(at: FileTensor, shape: number[], opts: { packed?: boolean; lazy?: boolean } = {}): tf.Tensor | undefined {
   if (!NATIVE_READ_DTYPES.has(at.dtype) || !hasKernel(READ_TENSOR)) return undefined;
   const packed = opts.packed ?? false;
   if (packed && (at.dtype === 'F32' || shape.length === 0 || shape[shape.length - 1] % 2 !== 0)) {
@@ -137,7 +139,7 @@ export function readTensorNative(at: FileTensor, shape: number[], opts: { packed
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== at.count) throw new NativeOpError(`${READ_TENSOR}: shape [${shape}] holds ${n} elements, not ${at.count}`);
   const attrs = { fd: at.fd, file_id: at.fileId, size: at.size, offset: at.offset, count: at.count, dtype: at.dtype,
-    T: packed ? 'int32' : 'float32' };
+    T: packed ? 'int32' : 'float32', lazy: opts.lazy ? 1 : 0 };
   const out = packed ? [...shape.slice(0, -1), shape[shape.length - 1] / 2] : shape;
   return tf.tidy(() => runNative(READ_TENSOR, {}, attrs).reshape(out));
 }
