@@ -1049,6 +1049,20 @@ void ReleaseFileMap(void*, size_t len, void* arg) {
   if (--m->refs == 0) DropFileMap(m);
 }
 
+// The mapping of a file that already has one (not refused), with a reference taken, or nullptr. The reads of
+// its other tensors (small, widened) copy from it rather than pread: pages a read brings into the page cache
+// are then read ahead in 2 MiB folios too, not in the small ones that would sit in the middle of mapped weights.
+FileMap* ExistingFileMap(const std::string& id, int64_t size) {
+  std::lock_guard<std::mutex> lock(g_file_maps_mu);
+  for (FileMap* x : g_file_maps) {
+    if (x->id == id && x->size == size && x->state != FileMap::kRefused && x->base) {
+      x->refs++;
+      return x;
+    }
+  }
+  return nullptr;
+}
+
 // The address of [offset, offset + bytes) of the open file `fd` in its mapping, with a reference taken on the
 // mapping (ReleaseFileMap gives it back), or nullptr where the file is not to be mapped (refused, or mmap failed).
 char* MapFileRange(int fd, const std::string& id, int64_t size, int64_t offset, int64_t bytes, bool probe, FileMap** out) {
@@ -1108,6 +1122,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
   TF_Tensor* y = nullptr;
   char* mapped = nullptr;  // the output's memory when it is the reader's own (MapWeight), else TensorFlow's
   char* in_file = nullptr;  // the output's memory when it is the file's mapping (FileMap)
+  FileMap* source = nullptr;  // else, the file's mapping to copy from where it has one
   if (err.empty()) {
     const bool packed = a->out == TF_INT32;
     const int64_t n = a->count;
@@ -1138,6 +1153,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
         mapped = nullptr;
       }
     }
+    if (!in_file && MapWeightsEnabled()) source = ExistingFileMap(a->file_id, a->size);
     if (!mapped && !in_file) {
       y = TF_AllocateOutput(ctx, 0, a->out, dims, 1, static_cast<size_t>(out_bytes), status);
     }
@@ -1166,7 +1182,8 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
         for (int64_t s0 = 0; s0 < len && e.empty(); s0 += stretch) {
           const int64_t m = s0 + stretch < len ? stretch : len - s0, at = first + s0;
           char* dst = widen || lazy ? reinterpret_cast<char*>(scratch.data()) : out + at * elem_bytes;
-          if ((!in_file || lazy) && !ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
+          if (source) std::memcpy(dst, source->base + a->offset + at * elem_bytes, static_cast<size_t>(m * elem_bytes));
+          else if ((!in_file || lazy) && !ReadFully(fd, dst, m * elem_bytes, a->offset + at * elem_bytes, &e)) break;
           int64_t where = -1;
           const int64_t c = elem_bytes == 4 ? CountNonFinite(reinterpret_cast<const uint32_t*>(dst), m, 0x7f800000u, &where)
                                             : CountNonFinite(reinterpret_cast<const uint16_t*>(dst), m, mask16, &where);
@@ -1195,6 +1212,7 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
     }
   }
   if (!err.empty()) TF_SetStatus(status, TF_INVALID_ARGUMENT, ("MiniCPMReadTensor: " + err).c_str());
+  if (source) ReleaseFileMap(nullptr, 0, source);
   if ((mapped || in_file) && TF_GetCode(status) == TF_OK) TF_SetOutput(ctx, 0, y, status);
   if (TF_GetCode(status) != TF_OK) TF_OpKernelContext_Failure(ctx, status);
   if (y) TF_DeleteTensor(y);
