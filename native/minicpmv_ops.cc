@@ -874,12 +874,13 @@ void AdviseHugePages(void* p, int64_t bytes) {
 #define MADV_POPULATE_WRITE 23
 #endif
 
-// Faults in the pages of [p, p + bytes) with one call (Linux >= 5.14; ignored elsewhere). On this project's
+// Faults in the pages of [p, p + bytes) with one call (Linux >= 5.14; ignored elsewhere): `advice` is
+// MADV_POPULATE_WRITE for fresh memory to write into, MADV_POPULATE_READ for a file's pages. On this project's
 // VMs a page fault costs microseconds; populating a piece at once is 2-20x faster than faulting page by page.
-void Prefault(void* p, int64_t bytes) {
+void Populate(const void* p, int64_t bytes, int advice) {
   const uintptr_t kPage = 4096, a = reinterpret_cast<uintptr_t>(p);
   const uintptr_t lo = a & ~(kPage - 1), hi = (a + static_cast<uintptr_t>(bytes) + kPage - 1) & ~(kPage - 1);
-  madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
+  madvise(reinterpret_cast<void*>(lo), hi - lo, advice);
 }
 
 // Whether any of the n stored values (F32: exponent bits 0x7f800000; BF16: 0x7f80; F16: 0x7c00, all ones) is
@@ -946,16 +947,22 @@ std::string NonFiniteName(const char* stored, const std::string& dtype) {
 // loaded model held 0.26 GiB more than its weights.)
 constexpr int64_t kMapWeightBytes = 1 << 20;
 
-char* MapWeight(int64_t bytes) {
-  const size_t kHuge = 2 << 20, len = static_cast<size_t>(bytes);
+// `len` bytes (rounded up to pages) of fresh anonymous memory at a 2 MiB-aligned address, or nullptr.
+char* MapAligned2M(size_t len) {
+  const size_t kHuge = 2 << 20;
   void* raw = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   const uintptr_t a = reinterpret_cast<uintptr_t>(raw), lo = (a + kHuge - 1) & ~(kHuge - 1);
   const uintptr_t end = lo + ((len + 4095) & ~size_t{4095});
   if (lo > a) munmap(raw, lo - a);
   if (a + len + kHuge > end) munmap(reinterpret_cast<void*>(end), a + len + kHuge - end);
-  madvise(reinterpret_cast<void*>(lo), end - lo, MADV_HUGEPAGE);
   return reinterpret_cast<char*>(lo);
+}
+
+char* MapWeight(int64_t bytes) {
+  char* p = MapAligned2M(static_cast<size_t>(bytes));
+  if (p) madvise(p, (static_cast<size_t>(bytes) + 4095) & ~size_t{4095}, MADV_HUGEPAGE);
+  return p;
 }
 
 // The deallocator of tensors whose memory came from mmap (weights, KV caches).
@@ -1013,12 +1020,6 @@ int64_t SmapsKb(const void* addr, const char* key) {
   return kb;
 }
 
-void PopulateRead(const char* p, int64_t bytes) {
-  const uintptr_t kPage = 4096, a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t lo = a & ~(kPage - 1), hi = (a + static_cast<uintptr_t>(bytes) + kPage - 1) & ~(kPage - 1);
-  madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
-}
-
 // Maps [from, to) of the mapping and tells whether at least half of its 2 MiB-aligned interior is mapped as huge
 // pages; true when the range holds no whole 2 MiB page (nothing to judge).
 bool PopulatedHuge(const char* from, const char* to) {
@@ -1027,7 +1028,7 @@ bool PopulatedHuge(const char* from, const char* to) {
   const uintptr_t hi = reinterpret_cast<uintptr_t>(to) & ~(kHuge - 1);
   if (hi <= lo) return true;
   const int64_t before = SmapsKb(from, "FilePmdMapped");
-  PopulateRead(reinterpret_cast<const char*>(lo), static_cast<int64_t>(hi - lo));
+  Populate(reinterpret_cast<const void*>(lo), static_cast<int64_t>(hi - lo), MADV_POPULATE_READ);
   const int64_t after = SmapsKb(from, "FilePmdMapped");
   return before >= 0 && after >= 0 && (after - before) * 1024 * 2 >= static_cast<int64_t>(hi - lo);
 }
@@ -1049,42 +1050,41 @@ void ReleaseFileMap(void*, size_t len, void* arg) {
   if (--m->refs == 0) DropFileMap(m);
 }
 
+// The listed entry of the file (device:inode, size), or nullptr; with g_file_maps_mu held.
+FileMap* FindFileMap(const std::string& id, int64_t size) {
+  for (FileMap* x : g_file_maps) {
+    if (x->id == id && x->size == size) return x;
+  }
+  return nullptr;
+}
+
 // The mapping of a file that already has one (not refused), with a reference taken, or nullptr. The reads of
 // its other tensors (small, widened) copy from it rather than pread: pages a read brings into the page cache
 // are then read ahead in 2 MiB folios too, not in the small ones that would sit in the middle of mapped weights.
 FileMap* ExistingFileMap(const std::string& id, int64_t size) {
   std::lock_guard<std::mutex> lock(g_file_maps_mu);
-  for (FileMap* x : g_file_maps) {
-    if (x->id == id && x->size == size && x->state != FileMap::kRefused && x->base) {
-      x->refs++;
-      return x;
-    }
-  }
-  return nullptr;
+  FileMap* m = FindFileMap(id, size);
+  if (!m || m->state == FileMap::kRefused || !m->base) return nullptr;
+  m->refs++;
+  return m;
 }
 
 // The address of [offset, offset + bytes) of the open file `fd` in its mapping, with a reference taken on the
 // mapping (ReleaseFileMap gives it back), or nullptr where the file is not to be mapped (refused, or mmap failed).
 char* MapFileRange(int fd, const std::string& id, int64_t size, int64_t offset, int64_t bytes, bool probe, FileMap** out) {
   std::lock_guard<std::mutex> lock(g_file_maps_mu);
-  FileMap* m = nullptr;
-  for (FileMap* x : g_file_maps) {
-    if (x->id == id && x->size == size) m = x;
-  }
+  FileMap* m = FindFileMap(id, size);
   if (m && m->state == FileMap::kRefused) return nullptr;
   if (!m) {
-    const size_t kHuge = 2 << 20, len = static_cast<size_t>(size);
-    void* raw = mmap(nullptr, len + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return nullptr;
-    const uintptr_t a = reinterpret_cast<uintptr_t>(raw), lo = (a + kHuge - 1) & ~(kHuge - 1);
-    void* p = mmap(reinterpret_cast<void*>(lo), len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    // The file is mapped over a 2 MiB-aligned reservation (so file offset and address agree modulo 2 MiB).
+    const size_t len = static_cast<size_t>(size);
+    char* at2m = MapAligned2M(len);
+    if (!at2m) return nullptr;
+    void* p = mmap(at2m, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
     if (p == MAP_FAILED) {
-      munmap(raw, len + kHuge);
+      munmap(at2m, len);
       return nullptr;
     }
-    if (lo > a) munmap(raw, lo - a);
-    const uintptr_t end = lo + ((len + 4095) & ~size_t{4095});
-    if (a + len + kHuge > end) munmap(reinterpret_cast<void*>(end), a + len + kHuge - end);
     madvise(p, len, MADV_HUGEPAGE);
     m = new FileMap();
     m->id = id;
@@ -1173,8 +1173,8 @@ void ComputeReadTensor(void* p, TF_OpKernelContext* ctx) {
         std::string e;
         // The file's pages are mapped in (read from the disk where not cached), or fresh pages faulted in to read into;
         // a lazy tensor's pages are left for its users to map (read through a scratch buffer to be checked).
-        if (in_file && !lazy) PopulateRead(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
-        else if (!in_file) Prefault(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4));
+        if (in_file && !lazy) Populate(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4), MADV_POPULATE_READ);
+        else if (!in_file) Populate(out + first * (packed ? 2 : 4), len * (packed ? 2 : 4), MADV_POPULATE_WRITE);
         // Read and check in stretches of 256 KiB, each checked while it is still in cache.
         const int64_t stretch = (256 << 10) / elem_bytes;
         std::vector<uint16_t> scratch(widen || lazy ? static_cast<size_t>(stretch * elem_bytes / 2) : 0);
