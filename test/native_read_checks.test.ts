@@ -12,6 +12,7 @@ import { fileBackedBytes, loadNativeOps } from '../src/backend/native_ops.ts';
 import { NativeOpError, READ_TENSOR, readTensorNative, runNative, type FileTensor } from '../src/ops/native_kernels.ts';
 import { SafetensorsError, SafetensorsFile } from '../src/weights/safetensors.ts';
 import { writeSafetensors } from '../src/weights/safetensors_writer.ts';
+import { firstDiff } from './helpers/tensors.ts';
 
 const native = nativeAvailable();
 const ops = native.ok ? loadNativeOps() : undefined;
@@ -32,12 +33,10 @@ function checkpoint(values: number[]): string {
   return file;
 }
 
-/** -1 when x and y hold the same values (bit for bit), else the first index where they differ. */
-const firstDiff = (x: ArrayLike<number>, y: ArrayLike<number>) => {
-  if (x.length !== y.length) return Math.min(x.length, y.length);
-  for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return i;
-  return -1;
-};
+/** /proc/self/status's `key` (VmRSS, RssFile, RssAnon) in MiB. */
+const status = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+/** `count` values in [-0.5, 0.5) from a multiplicative hash (`seed` shifts them). */
+const values = (count: number, seed = 0) => Float32Array.from({ length: count }, (_, i) => (((i + seed) * 2654435761) % 1000003) / 1000003 - 0.5);
 const toBf16 = (v: Float32Array) => {
   const u = new Uint32Array(Float32Array.from(v).buffer);
   for (let i = 0; i < u.length; i++) u[i] &= 0xffff0000;
@@ -128,18 +127,18 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor reads the validated file
 });
 
 describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor: weights of 1 MiB and more in memory of their own', opsReq), () => {
-  const rssMiB = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+  const rssMiB = () => status('VmRSS');
 
   it('F32, BF16 widened and BF16 packed read the file exactly, past the 1 MiB threshold and below it', async () => {
     await initBackend('tensorflow');
     process.env.MINICPMV_MAP_WEIGHTS = '0'; // read, never left in the file's mapping (next describe)
     onTestFinished(() => { delete process.env.MINICPMV_MAP_WEIGHTS; });
     for (const count of [(1 << 18) + 6, (1 << 18) - 6, 3 << 19]) { // F32 just over 1 MiB, just under, 12 MiB
-      const values = Float32Array.from({ length: count }, (_, i) => ((i * 2654435761) % 1000003) / 1000003 - 0.5);
-      const bf = toBf16(values);
+      const v = values(count);
+      const bf = toBf16(v);
       const file = path.join(tmp, `big${n++}.safetensors`);
       writeSafetensors(file, [
-        { name: 'a', dtype: 'F32', shape: [count], data: values },
+        { name: 'a', dtype: 'F32', shape: [count], data: v },
         { name: 'b', dtype: 'BF16', shape: [count / 2, 2], data: bf },
       ]);
       const f = SafetensorsFile.open(file);
@@ -147,7 +146,7 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor: weights of 1 MiB and mo
       const a = readTensorNative(f.location('a'), [count])!;
       const b = readTensorNative(f.location('b'), [count / 2, 2])!;
       const p = readTensorNative(f.location('b'), [count / 2, 2], { packed: true })!;
-      expect(firstDiff(a.dataSync(), values)).toBe(-1);
+      expect(firstDiff(a.dataSync(), v)).toBe(-1);
       expect(firstDiff(b.dataSync(), bf)).toBe(-1);
       // Packed: the file's 16-bit values two per int32, element 2j in the low half of word j.
       const packedWords = p.dataSync() as Int32Array;
@@ -190,9 +189,7 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor: weights of 1 MiB and mo
 });
 
 describe.skipIf(unmet(opsReq))(named('MiniCPMReadTensor: weights stored as the kernels take them stay in the file', opsReq), () => {
-  const status = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
   const MiB = 1 << 20;
-  const values = (count: number, seed: number) => Float32Array.from({ length: count }, (_, i) => (((i + seed) * 2654435761) % 1000003) / 1000003 - 0.5);
   it('an aligned F32 tensor and a packed BF16 matrix point into the page cache: exact, no memory of their own, unmapped at dispose', async (ctx) => {
     await initBackend('tensorflow');
     const a = values(3 * MiB, 1), b = toBf16(values(8 * MiB, 2)); // 12 MiB F32, 16 MiB BF16

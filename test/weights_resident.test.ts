@@ -21,6 +21,7 @@ import { openCheckpoint } from '../src/weights/checkpoint.ts';
 import { WeightsError } from '../src/weights/loader.ts';
 import { writeRandomCheckpoint } from '../src/weights/random.ts';
 import { expectClose } from './helpers/expect_close.ts';
+import { firstDiff } from './helpers/tensors.ts';
 import { repoRoot } from './helpers/paths.ts';
 
 const W = path.join(repoRoot, 'weights', 'tiny');
@@ -211,9 +212,7 @@ describe.skipIf(!native)('weights used in place in the checkpoint\'s pages', () 
     expect(mapped.resident.fileBackedBytes).toBe(big.reduce((s, t) => s + 2 * t.shape[0] * t.shape[1], 0));
     ckpt.close();
     expect(fileBackedBytes()).toBe(0);
-    let diff = -1;
-    for (let i = 0; i < read.logits.length && diff < 0; i++) if (!Object.is(mapped.logits[i], read.logits[i])) diff = i;
-    expect(diff, 'first logit that differs').toBe(-1);
+    expect(firstDiff(mapped.logits, read.logits), 'first logit that differs').toBe(-1);
     expect(mapped.out).toEqual(read.out);
   });
 });

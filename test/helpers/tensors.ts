@@ -15,3 +15,10 @@ export function writerIn(dir: string): (name: string, tensors: TensorToWrite[]) 
     return p;
   };
 }
+
+/** -1 when x and y hold the same values (bit for bit: Object.is, so -0 and NaN count), else the first index where they differ. */
+export function firstDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  if (x.length !== y.length) return Math.min(x.length, y.length);
+  for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return i;
+  return -1;
+}
