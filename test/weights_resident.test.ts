@@ -1,6 +1,6 @@
 // Weights resident in their checkpoint dtype (issue 16): the bundled BF16 model loads with its weight
 // matrices packed (2 bytes each) where the native ops run, and gives what the fully widened float32 path
-// gives on every hook; the KV cache preallocates, grows in chunks, reorders beams without copying and
+// gives on every hook; the KV cache preallocates (reserving max_position_embeddings where mapped), grows in chunks, reorders beams without copying and
 // leaves nothing behind; beam search reports its progress; bad weight-dtype options fail with one line.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -72,12 +72,13 @@ describe.each(backends)('the KV cache (%s)', (backend) => {
     const model = loadModel(W);
     const llm = model.llm, cfg = model.cfg.llm;
     const before = tf.memory().numTensors;
-    const cache = llm.newCache({ slots: 3 });
+    const cache = llm.newCache({ slots: 3, reserve: 0 }); // no reservation: the chunked growth
     const prompt = llm.embed([1, 5, 9, 11, 13]);
     tf.dispose(llm.forward(prompt, { cache, logits: 'last' }));
     expect(cache.length).toBe(5);
     const perPosition = 2 * cfg.numLayers * cfg.numKvHeads * cfg.headDim * 4; // keys and values, float32
-    expect(cache.bytes()).toBe(3 * perPosition * KV_CHUNK);
+    expect(cache.spanBytes()).toBe(3 * perPosition * KV_CHUNK);
+    expect(cache.bytes()).toBe(5 * perPosition);
     cache.expand(3);
     const tensorsBefore = tf.memory().numTensors;
     cache.select([0, 0, 1]); // a beam reorder touches no tensor
@@ -91,13 +92,57 @@ describe.each(backends)('the KV cache (%s)', (backend) => {
       cache.select([2, 0, 1]);
     }
     expect(cache.length).toBe(5 + steps);
-    expect(cache.bytes()).toBe(3 * perPosition * (first + KV_CHUNK));
+    expect(cache.spanBytes()).toBe(3 * perPosition * (first + KV_CHUNK));
+    expect(cache.bytes()).toBe((5 + steps + 2 * steps) * perPosition); // slot 0 the prompt and its steps, slots 1-2 their steps
     expect(tf.memory().numTensors).toBe(before + 1 + 2 * cfg.numLayers); // the prompt and the caches
     cache.dispose();
     prompt.dispose();
     expect(cache.bytes()).toBe(0);
+    expect(cache.spanBytes()).toBe(0);
     expect(tf.memory().numTensors).toBe(before);
     expect(() => cache.select([0, 4, 1])).toThrow(/select needs/);
+    expect(() => llm.newCache({ reserve: -1 })).toThrow(/^KV cache: reserve must be an integer in \[0, 16384\], got -1$/);
+    expect(() => llm.newCache({ reserve: 1.5 })).toThrow(/reserve must be an integer/);
+    model.dispose();
+  });
+
+  it('reserves max_position_embeddings up front where the memory is mapped: a long generation never grows it', async () => {
+    await initBackend(backend);
+    const model = loadModel(W);
+    const llm = model.llm, cfg = model.cfg.llm;
+    const before = tf.memory().numTensors;
+    const mapped = backend === 'tensorflow' && native;
+    const caches = [llm.newCache({ slots: 2 }), llm.newCache({ slots: 2, reserve: 0 })];
+    const prompt = llm.embed([1, 5, 9, 11, 13]);
+    const rows: Float32Array[][] = [[], []];
+    caches.forEach((cache, i) => {
+      const y = llm.forward(prompt, { cache, logits: 'last' });
+      rows[i].push(y.dataSync() as Float32Array);
+      y.dispose();
+      cache.expand(2);
+    });
+    const room = Math.ceil(cfg.maxPositions / KV_CHUNK) * KV_CHUNK;
+    expect(caches[0].room).toBe(mapped ? room : KV_CHUNK);
+    const k0 = caches[0].k[0];
+    for (let s = 0; s < KV_CHUNK; s++) { // past the first chunk
+      caches.forEach((cache, i) => {
+        const x = tf.tidy(() => llm.embed([20 + s, 30 + s]).reshape([2, 1, -1]) as tf.Tensor3D);
+        const y = llm.forward(x, { cache, logits: 'last' });
+        if (s % 37 === 0) rows[i].push(y.dataSync() as Float32Array);
+        tf.dispose([x, y]);
+        cache.select([1, 0]);
+      });
+    }
+    expect(caches[0].length).toBe(5 + KV_CHUNK);
+    if (mapped) expect(caches[0].k[0]).toBe(k0); // the same tensor: written in place, never copied
+    expect(caches[0].room).toBe(mapped ? room : 2 * KV_CHUNK);
+    expect(caches[1].room).toBe(2 * KV_CHUNK);
+    expect(caches[0].bytes()).toBe(caches[1].bytes());
+    // The reservation changes where entries live, not what is computed.
+    rows[0].forEach((r, j) => expect(firstDiff(r, rows[1][j]), `logits ${j}`).toBe(-1));
+    for (const c of caches) c.dispose();
+    prompt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
 

@@ -12,19 +12,26 @@ import { swigluMlp } from '../layers/mlp.ts';
 import { rmsNorm } from '../layers/rms_norm.ts';
 import { applyRotaryRows, rotaryTables } from '../layers/rotary.ts';
 import { ShapeError } from '../errors.ts';
-import { decoderLayerNative, kvGrowNative } from '../ops/native_kernels.ts';
+import { KV_GROW, decoderLayerNative, hasKernel, kvGrowNative } from '../ops/native_kernels.ts';
 import { Hooks, LLM_LAYER_HOOKS } from './hooks.ts';
 import type { ParamStore, Scope } from './params.ts';
 
 /** Positions a cache grows by when it is full: growing copies every layer's cache once. */
 export const KV_CHUNK = 128;
 
+/** The most positions a cache reserves up front (the model's max_position_embeddings, capped here). */
+export const KV_RESERVE_MAX = 16384;
+
 /**
  * Keys and values of every layer so far, for one sequence or for beams. Owned by the caller.
  *
- * Per layer, keys and values are preallocated float32 tensors [slots, Hkv, capacity, d], grown in chunks of
- * KV_CHUNK positions, and the attention kernel writes each step's keys/values into them in place (the TF.js
- * reference returns new tensors, which replace the old). A table says where each sequence's entries are:
+ * Per layer, keys and values are preallocated float32 tensors [slots, Hkv, capacity, d], and the attention
+ * kernel writes each step's keys/values into them in place (the TF.js reference returns new tensors, which
+ * replace the old). With the native kernels the first allocation reserves `reserve` positions (the model's
+ * max_position_embeddings): mapped memory that takes none until written, so a generation up to that length
+ * never grows the cache (a grow copies every layer's cache: at 1000 positions 0.75 GB into fresh pages, a
+ * stall of seconds on a machine that faults pages slowly). Past the reservation, and on the TF.js path
+ * (which allocates what it asks for), the capacity grows in chunks of KV_CHUNK positions. A table says where each sequence's entries are:
  * table[b][p] is the slot holding sequence b's key and value at position p. At each step sequence b writes
  * position p into slot b; a beam reorder only permutes the table's rows, so nothing is copied and beams
  * that share a prefix share its entries (the prompt is stored once, in slot 0). With the native kernels the
@@ -45,14 +52,26 @@ export class KVCache {
   /** Per slot, the positions [lo, hi) written into it. */
   private written: [number, number][] = [];
 
-  constructor(numLayers: number, private readonly kvHeads: number, private readonly headDim: number, private readonly minSlots = 1) {
+  constructor(numLayers: number, private readonly kvHeads: number, private readonly headDim: number, private readonly minSlots = 1,
+    private readonly reserve = 0) {
     this.k = new Array(numLayers).fill(null);
     this.v = new Array(numLayers).fill(null);
   }
 
-  /** Bytes the cache tensors hold. */
+  /** Bytes of the positions written (keys and values, every layer and slot): the memory the cache holds. */
   bytes(): number {
+    const positions = this.written.slice(0, this.slots).reduce((n, r) => n + (r ? r[1] - r[0] : 0), 0);
+    return 2 * this.k.length * positions * this.kvHeads * this.headDim * 4;
+  }
+
+  /** Bytes the cache tensors span ([slots, Hkv, capacity, d] per layer, keys and values): reserved, not held. */
+  spanBytes(): number {
     return 2 * this.k.length * this.slots * this.kvHeads * this.capacity * this.headDim * 4;
+  }
+
+  /** Positions each slot has room for before the next grow. */
+  get room(): number {
+    return this.capacity;
   }
 
   /**
@@ -108,10 +127,11 @@ export class KVCache {
 
   /**
    * New tensors [slots, Hkv, capacity, d] holding the old entries (zeros elsewhere), layer by layer; the capacity
-   * is the first multiple of KV_CHUNK above `need`.
+   * is the first multiple of KV_CHUNK above `need`, or the reservation where the native kernels map the memory.
    */
   private grow(slots: number, need: number): void {
-    const capacity = (Math.floor(need / KV_CHUNK) + 1) * KV_CHUNK;
+    const chunked = (Math.floor(need / KV_CHUNK) + 1) * KV_CHUNK;
+    const capacity = hasKernel(KV_GROW) ? Math.max(chunked, Math.ceil(this.reserve / KV_CHUNK) * KV_CHUNK) : chunked;
     const ranges = Array.from({ length: this.slots }, (_, s) => this.written[s] ?? [0, 0]);
     for (const list of [this.k, this.v]) {
       list.forEach((old, i) => {
@@ -146,9 +166,16 @@ export class MiniCPMLlm {
     return tf.tidy(() => tf.mul(embedding(this.p.weight('model.embed_tokens.weight'), ids), this.cfg.scaleEmb).expandDims(0) as tf.Tensor3D);
   }
 
-  /** An empty cache; `slots` sequences' worth of room from the start (beam search: the beam count). */
-  newCache(opts: { slots?: number } = {}): KVCache {
-    return new KVCache(this.cfg.numLayers, this.cfg.numKvHeads, this.cfg.headDim, opts.slots ?? 1);
+  /**
+   * An empty cache; `slots` sequences' worth of room from the start (beam search: the beam count), and
+   * `reserve` positions reserved without memory (default: max_position_embeddings, at most KV_RESERVE_MAX).
+   */
+  newCache(opts: { slots?: number; reserve?: number } = {}): KVCache {
+    const reserve = opts.reserve ?? Math.min(this.cfg.maxPositions, KV_RESERVE_MAX);
+    if (!Number.isInteger(reserve) || reserve < 0 || reserve > KV_RESERVE_MAX) {
+      throw new ShapeError(`KV cache: reserve must be an integer in [0, ${KV_RESERVE_MAX}], got ${reserve}`);
+    }
+    return new KVCache(this.cfg.numLayers, this.cfg.numKvHeads, this.cfg.headDim, opts.slots ?? 1, reserve);
   }
 
   /**
