@@ -234,9 +234,12 @@ describe.skipIf(unmet(opsReq))(named('MiniCPMCachedAttention', opsReq), () => {
   it('equals the TF.js ops (scatter, gather through the slot table, SDPA) and writes the same caches', async () => {
     const { cachedAttentionOps } = await import('../src/layers/attention.ts');
     await initBackend('tensorflow');
-    // [B, T, past, H, Hkv, d, slots, capacity]: prefill, decode, beams sharing slots, grouped kv heads.
+    // [B, T, past, H, Hkv, d, slots, capacity]: prefill, decode, beams sharing slots, grouped kv heads; from 16
+    // positions on a row's scores are formed 16 keys at a time (the rest one by one): decode, beams and prefill
+    // rows across that, d of 16, 32 and 64.
     for (const [B, T, past, H, Hkv, d, S, C] of [[1, 5, 0, 4, 4, 64, 1, 8], [1, 1, 7, 4, 4, 64, 1, 9], [3, 1, 6, 2, 2, 16, 3, 8],
-      [2, 3, 4, 6, 2, 8, 2, 12], [3, 1, 0, 2, 1, 13, 4, 2]]) {
+      [2, 3, 4, 6, 2, 8, 2, 12], [3, 1, 0, 2, 1, 13, 4, 2], [1, 1, 40, 4, 4, 64, 1, 48], [3, 1, 37, 2, 2, 64, 3, 40],
+      [1, 21, 0, 2, 2, 64, 1, 24], [2, 2, 30, 4, 2, 32, 3, 40], [1, 1, 47, 2, 2, 16, 1, 48]]) {
       const P = past + T;
       // Rows of the slot table: the prefix in a few slots (beams share it), each sequence's new positions in its own slot.
       const table = new Int32Array(B * P);
