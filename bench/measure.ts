@@ -7,7 +7,8 @@
 // Phases (each timed after a warm-up; medians): load; image encode (448x448); prefill of the 80-token chat
 // prompt (the last position's logits); greedy steps and beam-3 steps after an 80- and a `long`-position
 // prefill (a beam step runs 3 rows and reorders the beams, as beam search does); greedy decode after 100
-// and `longest` positions; peak RSS after each part.
+// and `longest` positions; the slowest of the greedy steps that write positions 254..259 (a cache that grows
+// every 128 positions copies itself at 256); peak RSS after each part.
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -135,6 +136,16 @@ for (const [ctx, key] of [[100, 'decodeMs_100'], [longest, 'decodeMs_longest']] 
   prompt.dispose();
   out[key] = median(greedySteps(cache, tok, steps + 2).ms.slice(2));
   if (key === 'decodeMs_longest') out.longest = ctx;
+  cache.dispose();
+}
+{
+  // Steps across position 256: a cache grown in chunks copies every layer's entries there.
+  const cache = llm.newCache();
+  const prompt = randomPrompt(252);
+  const { tok } = prefill(prompt, cache);
+  prompt.dispose();
+  const ms = greedySteps(cache, tok, 8).ms.slice(2);
+  Object.assign(out, { worstStepMs_256: Math.max(...ms), worstStepMedianMs_256: median(ms) });
   cache.dispose();
 }
 E?.dispose();

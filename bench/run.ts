@@ -103,6 +103,7 @@ const ROWS: [string, (r: Result) => number | undefined, number, 'lower' | 'highe
   [`beam-3 step ms, ${long} context`, (r) => r.beam3StepMs_long as number, 1, 'lower'],
   ['decode ms/token, 100 context', (r) => r.decodeMs_100 as number, 1, 'lower'],
   [`decode ms/token, ${longest} context`, (r) => r.decodeMs_longest as number, 1, 'lower'],
+  ['slowest greedy step ms, positions 254–259', (r) => r.worstStepMs_256 as number, 1, 'lower'],
   ['peak RSS GiB, 80 context', (r) => (r.peakGiB_short ?? r.peakGiB) as number, 2, 'lower'],
   [`peak RSS GiB, beams at ${long} context`, (r) => r.peakGiB_long as number, 2, 'lower'],
   ['peak RSS GiB, whole run', (r) => r.peakGiB as number, 2, 'lower'],
