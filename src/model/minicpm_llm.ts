@@ -34,9 +34,10 @@ export const KV_RESERVE_MAX = 16384;
  * (which allocates what it asks for), the capacity grows in chunks of KV_CHUNK positions.
  * A table says where each sequence's entries are: table[b][p] is the slot holding sequence b's key and value
  * at position p. At each step sequence b writes position p into slot b; a beam reorder only permutes the
- * table's rows, so nothing is copied and beams that share a prefix share its entries (the prompt is stored once, in slot 0). With the native kernels the
- * storage is mapped memory of which only the positions a slot holds are ever written (MiniCPMKVGrow), so
- * the unused parts of slots 1.. (the prompt's positions of every beam but the first) take no memory.
+ * table's rows, so nothing is copied and beams that share a prefix share its entries (the prompt is stored
+ * once, in slot 0). With the native kernels the storage is mapped memory of which only the positions a slot
+ * holds are ever written (MiniCPMKVGrow), so the unused parts of slots 1.. (the prompt's positions of every
+ * beam but the first) take no memory.
  */
 export class KVCache {
   /** Filled positions. */
