@@ -61,7 +61,7 @@ export class KVCache {
 
   /** Bytes of the positions written (keys and values, every layer and slot): the memory the cache holds. */
   bytes(): number {
-    const positions = this.written.slice(0, this.slots).reduce((n, r) => n + (r ? r[1] - r[0] : 0), 0);
+    const positions = this.written.reduce((n, [lo, hi]) => n + hi - lo, 0);
     return 2 * this.k.length * positions * this.kvHeads * this.headDim * 4;
   }
 
