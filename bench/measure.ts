@@ -155,8 +155,10 @@ const plan = model.params;
 const decodeBytesPerToken = expectedTensors(model.cfg)
   .filter((t) => t.role === 'llm' && t.key !== 'llm.model.embed_tokens.weight')
   .reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * (plan.info(t.key).dtype === 'float32' ? 4 : 2), 0);
+// Bytes of KV cache a decode step reads per position of context (keys and values of every layer, fp32).
+const lc = model.cfg.llm, kvBytesPerPosition = lc.numLayers * 2 * lc.numKvHeads * lc.headDim * 4;
 Object.assign(out, {
-  decodeBytesPerToken, peakGiB: gib(), reps, steps,
+  decodeBytesPerToken, kvBytesPerPosition, peakGiB: gib(), reps, steps,
   decodeMsPerToken: out.greedyStepMs_short, decodeTokPerS: 1000 / (out.greedyStepMs_short as number),
   tfVersion: (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? null,
 });
