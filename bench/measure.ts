@@ -81,9 +81,8 @@ function greedySteps(cache: KVCache, tok: number, n: number): { tok: number; ms:
   }
   return { tok, ms };
 }
-function beamSteps(cache: KVCache, tok: number, n: number): number[] {
-  cache.expand(3);
-  let toks = [tok, tok + 1, tok + 2].map((t) => t % V);
+/** Beam steps on 3 sequences (the cache already expanded to them): `toks` are their last tokens. */
+function beamSteps(cache: KVCache, toks: number[], n: number): { toks: number[]; ms: number[] } {
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
@@ -94,8 +93,9 @@ function beamSteps(cache: KVCache, tok: number, n: number): number[] {
     cache.select([0, 0, 1]); // one beam dropped, one forked
     ms.push(performance.now() - t);
   }
-  return ms;
+  return { toks, ms };
 }
+const threeBeams = (tok: number) => [tok, tok + 1, tok + 2].map((t) => t % V);
 const randomPrompt = (n: number) => llm.embed(Array.from({ length: n }, (_, i) => ((i + n) * 7919) % V));
 
 const enc: number[] = [], pre: number[] = [];
@@ -123,20 +123,34 @@ for (const [ctx, key] of [[ids.length, 'short'], [long, 'long']] as const) {
   if (prompt !== E) prompt.dispose();
   const g = greedySteps(cache, tok, steps + 2);
   tok = g.tok;
-  const b = beamSteps(cache, tok, steps + 2);
+  cache.expand(3);
+  const b = beamSteps(cache, threeBeams(tok), steps + 2).ms;
   Object.assign(out, { [`greedyStepMs_${key}`]: median(g.ms.slice(2)), [`beam3StepMs_${key}`]: median(b.slice(2)),
     [`context_${key}`]: ctx, [`peakGiB_${key}`]: gib(), [`kvCacheGiB_${key}`]: cache.bytes() / 2 ** 30 });
   cache.dispose();
 }
-for (const [ctx, key] of [[100, 'decodeMs_100'], [longest, 'decodeMs_longest']] as const) {
-  if (ctx <= 0) continue;
-  const cache = llm.newCache();
-  const prompt = randomPrompt(ctx);
-  const { tok } = prefill(prompt, cache);
-  prompt.dispose();
-  out[key] = median(greedySteps(cache, tok, steps + 2).ms.slice(2));
-  if (key === 'decodeMs_longest') out.longest = ctx;
-  cache.dispose();
+{
+  // Greedy decode after 100 and after `longest` positions, one step of each in turn, so that both medians come
+  // from the same minutes of this machine (its speed drifts by tens of percent over minutes).
+  const ctxs = longest > 0 ? [100, longest] : [100];
+  const caches = ctxs.map(() => llm.newCache());
+  const toks = ctxs.map((ctx, i) => {
+    const prompt = randomPrompt(ctx);
+    const { tok } = prefill(prompt, caches[i]);
+    prompt.dispose();
+    return tok;
+  });
+  const ms: number[][] = ctxs.map(() => []);
+  for (let s = 0; s < steps + 2; s++) {
+    ctxs.forEach((_, i) => {
+      const g = greedySteps(caches[i], toks[i], 1);
+      toks[i] = g.tok;
+      ms[i].push(g.ms[0]);
+    });
+  }
+  out.decodeMs_100 = median(ms[0].slice(2));
+  if (longest > 0) Object.assign(out, { decodeMs_longest: median(ms[1].slice(2)), longest });
+  caches.forEach((c) => c.dispose());
 }
 {
   // Steps across position 256: a cache grown in chunks copies every layer's entries there.
@@ -148,6 +162,31 @@ for (const [ctx, key] of [[100, 'decodeMs_100'], [longest, 'decodeMs_longest']] 
   Object.assign(out, { worstStepMs_256: Math.max(...ms), worstStepMedianMs_256: median(ms) });
   cache.dispose();
 }
+const wholeRunPeakGiB = gib();
+{
+  // Beam-3 against greedy steps in turn (two caches from the same prompt), for their ratio: the medians above
+  // ran one after the other, minutes apart. After the whole run's peak is taken: the second cache adds memory
+  // that PyTorch's run does not hold.
+  for (const [ctx, key] of [[ids.length, 'short'], [long, 'long']] as const) {
+    const greedy = llm.newCache(), beams = llm.newCache({ slots: 3 });
+    const prompt = ctx === ids.length ? E! : randomPrompt(ctx);
+    let tok = prefill(prompt, greedy).tok;
+    let btoks = threeBeams(prefill(prompt, beams).tok);
+    beams.expand(3);
+    if (prompt !== E) prompt.dispose();
+    const ratios: number[] = [];
+    for (let s = 0; s < steps + 2; s++) {
+      const g = greedySteps(greedy, tok, 1);
+      tok = g.tok;
+      const b = beamSteps(beams, btoks, 1);
+      btoks = b.toks;
+      if (s >= 2) ratios.push(b.ms[0] / g.ms[0]);
+    }
+    out[`beam3OverGreedyPaired_${key}`] = median(ratios);
+    greedy.dispose();
+    beams.dispose();
+  }
+}
 E?.dispose();
 // Bytes of weights a decode step reads: every llm tensor but the embedding table (one row is gathered), at
 // the resident size (2 bytes per packed value).
@@ -158,7 +197,7 @@ const decodeBytesPerToken = expectedTensors(model.cfg)
 // Bytes of KV cache a decode step reads per position of context (keys and values of every layer, fp32).
 const lc = model.cfg.llm, kvBytesPerPosition = lc.numLayers * 2 * lc.numKvHeads * lc.headDim * 4;
 Object.assign(out, {
-  decodeBytesPerToken, kvBytesPerPosition, peakGiB: gib(), reps, steps,
+  decodeBytesPerToken, kvBytesPerPosition, peakGiB: wholeRunPeakGiB, reps, steps,
   decodeMsPerToken: out.greedyStepMs_short, decodeTokPerS: 1000 / (out.greedyStepMs_short as number),
   tfVersion: (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? null,
 });

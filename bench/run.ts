@@ -137,7 +137,8 @@ if (!('error' in ours)) {
     `${num((ours.loadMs as number) / (ours.rawReadMs as number))}x.`);
   lines.push(`- beam-3 step / greedy step: ${num((ours.beam3StepMs_short as number) / (ours.greedyStepMs_short as number))} at 80 context, ` +
     `${num((ours.beam3StepMs_long as number) / (ours.greedyStepMs_long as number))} at ${long}; decode at ${longest} / at 100: ` +
-    `${num((ours.decodeMs_longest as number) / (ours.decodeMs_100 as number))}.`);
+    `${num((ours.decodeMs_longest as number) / (ours.decodeMs_100 as number))} (its steps alternate); beam-3 / greedy with ` +
+    `their steps alternating: ${num(ours.beam3OverGreedyPaired_short as number)} at 80, ${num(ours.beam3OverGreedyPaired_long as number)} at ${long}.`);
   if (typeof lim.readGBs === 'number') {
     const bound = (b: number) => (b / (lim.readGBs * 1e9)) * 1000;
     const b16 = bound(params * 2), b32 = bound(params * 4), step = ours.greedyStepMs_short as number;

@@ -153,15 +153,20 @@ def main():
             out[f'context_{key}'] = ctx
             out[f'peakGiB_{key}'] = peak_gib()
             del cache
-        for ctx, key in ((100, 'decodeMs_100'), (a.longest, 'decodeMs_longest')):
-            if ctx <= 0:
-                continue
-            cache = ref.KVCache(cfg.num_hidden_layers)
-            tok, _ = prefill(random_prompt(ctx), cache)
-            _, g = greedy_steps(cache, tok, a.steps + 2)
-            out[key] = med(g[2:])
-            out['longest'] = ctx if key == 'decodeMs_longest' else out.get('longest')
-            del cache
+        # Greedy decode after 100 and after `longest` positions, one step of each in turn (as bench/measure.ts).
+        ctxs = [100, a.longest] if a.longest > 0 else [100]
+        caches = [ref.KVCache(cfg.num_hidden_layers) for _ in ctxs]
+        toks = [prefill(random_prompt(ctx), c)[0] for ctx, c in zip(ctxs, caches)]
+        times = [[] for _ in ctxs]
+        for _ in range(a.steps + 2):
+            for i, c in enumerate(caches):
+                toks[i], g = greedy_steps(c, toks[i], 1)
+                times[i].append(g[0])
+        out['decodeMs_100'] = med(times[0][2:])
+        if a.longest > 0:
+            out['decodeMs_longest'] = med(times[1][2:])
+            out['longest'] = a.longest
+        del caches
         # The steps writing positions 254..259 (bench/measure.ts: where a chunk-grown cache copies itself).
         cache = ref.KVCache(cfg.num_hidden_layers)
         tok, _ = prefill(random_prompt(252), cache)
