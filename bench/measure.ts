@@ -7,8 +7,9 @@
 // Phases (each timed after a warm-up; medians): load; image encode (448x448); prefill of the 80-token chat
 // prompt (the last position's logits); greedy steps and beam-3 steps after an 80- and a `long`-position
 // prefill (a beam step runs 3 rows and reorders the beams, as beam search does); greedy decode after 100
-// and `longest` positions; the slowest of the greedy steps that write positions 254..259 (a cache that grows
-// every 128 positions copies itself at 256); peak RSS after each part.
+// and `longest` positions, their steps alternating; the slowest of the greedy steps that write positions
+// 254..259 (a cache that grows every 128 positions copies itself at 256); peak RSS after each part; then,
+// after the whole run's peak, beam-3 over greedy step time with their steps alternating (two caches).
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';

@@ -145,17 +145,17 @@ if (!('error' in ours)) {
     lines.push(`- decode vs the read-bandwidth bound: ${num(params * 2 / 1e9)} GB of bf16 weights per token / ${num(lim.readGBs, 1)} GB/s = ` +
       `${num(b16, 0)} ms (fp32: ${num(params * 4 / 1e9)} GB, ${num(b32, 0)} ms); greedy step ${num(step, 0)} ms = ` +
       `${num((100 * b16) / step, 0)}% of the bf16 bound.`);
-    // The decode-at-longest ratio a step bound by reading its bytes would show: weights plus the fp32 KV cache of the
-    // context, at longest against at 100 positions; and the rate at which the measured steps read the extra cache.
-    const kv = ours.kvBytesPerPosition as number | undefined, n = Number(longest);
-    const t100 = ours.decodeMs_100 as number, tn = ours.decodeMs_longest as number;
-    if (kv && n > 100 && t100 > 0 && tn > 0) {
-      const extra = (n - 100) * kv;
-      lines.push(`- decode at ${n} / at 100 if bound by its reads: (${num(params * 2 / 1e9)} + ${num((n * kv) / 1e9)} GB of fp32 KV cache) / ` +
-        `(${num(params * 2 / 1e9)} + ${num((100 * kv) / 1e9)} GB) = ${num((params * 2 + n * kv) / (params * 2 + 100 * kv))}; ` +
-        `measured ${num(tn / t100)}: the ${num(extra / 1e9)} GB more of cache cost ${num(tn - t100, 1)} ms more per step ` +
-        `(${num(extra / ((tn - t100) * 1e6), 1)} GB/s).`);
-    }
+  }
+  // The decode-at-longest ratio a step bound by reading its bytes would show: weights plus the fp32 KV cache of the
+  // context, at longest against at 100 positions; and the rate at which the measured steps read the extra cache.
+  const kv = ours.kvBytesPerPosition as number | undefined, n = Number(longest), wBytes = params * 2;
+  const t100 = ours.decodeMs_100 as number, tn = ours.decodeMs_longest as number;
+  if (kv && n > 100 && t100 > 0 && tn > 0) {
+    const extra = (n - 100) * kv;
+    lines.push(`- decode at ${n} / at 100 if bound by its reads: (${num(wBytes / 1e9)} + ${num((n * kv) / 1e9)} GB of fp32 KV cache) / ` +
+      `(${num(wBytes / 1e9)} + ${num((100 * kv) / 1e9)} GB) = ${num((wBytes + n * kv) / (wBytes + 100 * kv))}; ` +
+      `measured ${num(tn / t100)}: the ${num(extra / 1e9)} GB more of cache cost ${num(tn - t100, 1)} ms more per step ` +
+      `(${num(extra / ((tn - t100) * 1e6), 1)} GB/s).`);
   }
   const b16 = pt('bf16');
   if (!('error' in b16)) {
